@@ -1,0 +1,82 @@
+"""One place that builds boto3 clients and turns AWS failures into named errors.
+
+Clients are built on demand (never at import time) so that moto's in-process mock, the
+emulator and real AWS all see the same code path: only the endpoint differs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+from pipeline.config import Settings
+from pipeline.errors import BackendUnavailable, MissingResource
+
+# Standard retry mode already backs off on throttling; our own loops handle what remains
+# (UnprocessedItems), so a few attempts here are enough.
+CLIENT_CONFIG = Config(
+    retries={"max_attempts": 4, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=32,
+)
+
+_NOT_FOUND_CODES = {
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+}
+
+# The emulator accepts any credentials; real AWS must find its own.
+_EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def _is_local(endpoint_url: str | None) -> bool:
+    return bool(endpoint_url) and any(
+        h in endpoint_url for h in ("127.0.0.1", "localhost", "[::1]")
+    )
+
+
+def client(service: str, settings: Settings) -> Any:
+    """A boto3 client for `service` pointed at the settings' endpoint and region."""
+    kwargs: dict[str, Any] = {"region_name": settings.region, "config": CLIENT_CONFIG}
+    if settings.endpoint_url:
+        kwargs["endpoint_url"] = settings.endpoint_url
+    if _is_local(settings.endpoint_url) and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        kwargs.update(_EMULATOR_CREDENTIALS)
+    return boto3.session.Session().client(service, **kwargs)
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+@contextmanager
+def explained(settings: Settings, resource: str) -> Iterator[None]:
+    """Turn connection and not-found failures into one clear sentence about what to set."""
+    try:
+        yield
+    except EndpointConnectionError as exc:
+        where = settings.endpoint_url or f"AWS in {settings.region}"
+        raise BackendUnavailable(
+            f"Cannot reach {where}: start the local emulator (python -m pipeline.local) "
+            f"or set AWS_ENDPOINT_URL to a reachable endpoint."
+        ) from exc
+    except NoCredentialsError as exc:
+        raise BackendUnavailable(
+            "No AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "or AWS_ENDPOINT_URL for the local emulator."
+        ) from exc
+    except ClientError as exc:
+        if error_code(exc) in _NOT_FOUND_CODES:
+            raise MissingResource(
+                f"{resource} does not exist at {settings.endpoint_url or settings.region}: "
+                f"deploy the stack (python -m infra deploy) or set the PIPELINE_* name variables."
+            ) from exc
+        raise

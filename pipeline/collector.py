@@ -1,0 +1,120 @@
+"""The local pixel collector: `GET /pixel` → the contract's message → SQS → the GIF.
+
+The same job API Gateway's SQS integration does on AWS. It answers the GIF to every pixel
+request; the status is 200 only when the message is on the queue (after a few bounded
+retries), and 503 otherwise, so a hit is never reported as taken when it was not. Access
+logs carry no client address or User-Agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline import aws
+from pipeline.config import Settings
+from pipeline.contract import PIXEL_GIF, PIXEL_HEADERS, build_message, encode_message
+from pipeline.resources import queue_url
+
+log = logging.getLogger("pipeline.collector")
+SEND_ATTEMPTS = 3
+
+
+class Enqueuer:
+    """Sends contract messages to the inbound queue, with a short bounded retry."""
+
+    def __init__(self, settings: Settings, sqs: Any = None, attempts: int = SEND_ATTEMPTS) -> None:
+        self._sqs = sqs or aws.client("sqs", settings)
+        self._url = queue_url(self._sqs, settings)
+        self._attempts = attempts
+        self.failed = 0
+
+    def send(self, body: str) -> bool:
+        for attempt in range(self._attempts):
+            try:
+                self._sqs.send_message(QueueUrl=self._url, MessageBody=body)
+                return True
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("enqueue attempt %d failed: %s", attempt + 1, type(exc).__name__)
+                time.sleep(0.1 * 2**attempt)
+        self.failed += 1
+        return False
+
+
+def _utf8(text: str) -> str:
+    """http.server decodes the request line and headers as Latin-1; browsers send UTF-8."""
+    try:
+        return text.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text
+
+
+class PixelHandler(BaseHTTPRequestHandler):
+    server: CollectorServer
+    protocol_version = "HTTP/1.1"
+    server_version = "analytics-collector"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        if parts.path == "/pixel":
+            self._pixel(parts.query)
+        elif parts.path == "/health":
+            self._send(200, b"ok", {"Content-Type": "text/plain; charset=utf-8"})
+        else:
+            self._send(404, b"not found", {"Content-Type": "text/plain; charset=utf-8"})
+
+    def do_HEAD(self) -> None:
+        self._send(200 if urlsplit(self.path).path in ("/pixel", "/health") else 404, b"", {})
+
+    def _pixel(self, raw_query: str) -> None:
+        message = build_message(
+            raw_query=_utf8(raw_query),
+            headers={name: _utf8(value) for name, value in self.headers.items()},
+            source_ip=self.client_address[0],
+            received_at_ms=int(time.time() * 1000),
+            request_id=str(uuid.uuid4()),
+        )
+        queued = self.server.enqueuer.send(encode_message(message))
+        self._send(200 if queued else 503, PIXEL_GIF, PIXEL_HEADERS)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The default access log starts with the client's IP: not in our logs.
+        log.debug("%s", format % args)
+
+
+class CollectorServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], enqueuer: Enqueuer) -> None:
+        super().__init__(address, PixelHandler)
+        self.enqueuer = enqueuer
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+
+def start_collector(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> CollectorServer:
+    """Start the collector in a daemon thread; stop it with `.shutdown()`."""
+    server = CollectorServer((host, port), Enqueuer(settings))
+    threading.Thread(target=server.serve_forever, name="collector", daemon=True).start()
+    return server

@@ -1,0 +1,81 @@
+"""Connection settings: every environment variable the pipeline reads is named here.
+
+An explicit argument beats the environment, which beats the default. The standard AWS
+variables (`AWS_ENDPOINT_URL`, `AWS_REGION` / `AWS_DEFAULT_REGION`, credentials) work as
+boto3 documents them; our own names all start with `PIPELINE_`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+ENV_REGIONS = ("AWS_REGION", "AWS_DEFAULT_REGION")
+ENV_EVENTS_TABLE = "PIPELINE_EVENTS_TABLE"
+ENV_SALTS_TABLE = "PIPELINE_SALTS_TABLE"
+ENV_QUEUE_NAME = "PIPELINE_QUEUE_NAME"
+ENV_DLQ_NAME = "PIPELINE_DLQ_NAME"
+ENV_RETENTION_DAYS = "PIPELINE_RETENTION_DAYS"
+ENV_RESPECT_DNT = "PIPELINE_RESPECT_DNT"
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_PREFIX = "analytics"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline's AWS resources are and how it treats data."""
+
+    endpoint_url: str | None = None
+    region: str = DEFAULT_REGION
+    events_table: str = f"{DEFAULT_PREFIX}-events"
+    salts_table: str = f"{DEFAULT_PREFIX}-salts"
+    queue_name: str = f"{DEFAULT_PREFIX}-inbound"
+    dlq_name: str = f"{DEFAULT_PREFIX}-dlq"
+    # Raw events expire after this many days (DynamoDB TTL). Thirteen months keeps
+    # year-over-year comparisons possible.
+    retention_days: int = 400
+    # Off by default: no personal data is stored, so DNT changes nothing about privacy
+    # (Plausible's reasoning). Site owners who promise more can switch it on.
+    respect_dnt: bool = False
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with every non-None override applied."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def for_prefix(cls, prefix: str, **overrides: Any) -> Settings:
+        """Settings whose resource names all start with `prefix` (one stack, one prefix)."""
+        base = cls(
+            events_table=f"{prefix}-events",
+            salts_table=f"{prefix}-salts",
+            queue_name=f"{prefix}-inbound",
+            dlq_name=f"{prefix}-dlq",
+        )
+        return base.with_overrides(**overrides)
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with explicit keyword arguments winning."""
+    env = os.environ if env is None else env
+    found: dict[str, Any] = {
+        "endpoint_url": env.get(ENV_ENDPOINT_URL) or None,
+        "region": next((env[name] for name in ENV_REGIONS if env.get(name)), None),
+        "events_table": env.get(ENV_EVENTS_TABLE) or None,
+        "salts_table": env.get(ENV_SALTS_TABLE) or None,
+        "queue_name": env.get(ENV_QUEUE_NAME) or None,
+        "dlq_name": env.get(ENV_DLQ_NAME) or None,
+        "retention_days": int(env[ENV_RETENTION_DAYS]) if env.get(ENV_RETENTION_DAYS) else None,
+        "respect_dnt": _truthy(env[ENV_RESPECT_DNT]) if env.get(ENV_RESPECT_DNT) else None,
+    }
+    unknown = set(overrides) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    return Settings().with_overrides(**found).with_overrides(**overrides)

@@ -1,0 +1,135 @@
+"""The queue consumer: the AWS Lambda handler, and the same code the local worker calls.
+
+Each SQS record succeeds or fails alone. A message off the pixel contract, or one whose
+write DynamoDB would not take after retries, is reported in `batchItemFailures`, so SQS
+redelivers only it (and moves it to the DLQ after the queue's maxReceiveCount). Enriched
+events and drops are written together in batches of 25.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline import aws
+from pipeline.config import Settings, settings_from_env
+from pipeline.contract import parse_message
+from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message
+from pipeline.errors import MalformedMessage
+from pipeline.salts import SaltStore
+from pipeline.storage import BatchWriter, drop_item, event_item
+
+log = logging.getLogger("pipeline.consumer")
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    malformed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        """The Lambda partial-batch response (needs `ReportBatchItemFailures` on the mapping)."""
+        return {"batchItemFailures": [{"itemIdentifier": mid} for mid in self.failures]}
+
+
+class Consumer:
+    """Turns SQS records into stored events; AWS clients are injected or built lazily."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._dynamodb = dynamodb or aws.client("dynamodb", settings)
+        self._clock = clock
+        self.salts = SaltStore(self._dynamodb, settings.salts_table)
+        self.writer = BatchWriter(self._dynamodb, settings.events_table)
+
+    def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Lambda entry point shape: `{"Records": [...]}` in, partial-batch response out."""
+        return self.process(event.get("Records", [])).response()
+
+    def process(
+        self, records: Iterable[Mapping[str, Any]], now: datetime | None = None
+    ) -> BatchOutcome:
+        now = now or datetime.fromtimestamp(self._clock(), tz=UTC)
+        outcome = BatchOutcome()
+        hits: list[tuple[str, Hit]] = []
+        for record in records:
+            message_id = record["messageId"]
+            try:
+                hits.append((message_id, hit_from_message(parse_message(record["body"]))))
+            except MalformedMessage as exc:
+                log.warning("malformed message %s: %s", message_id, exc)
+                outcome.malformed += 1
+                outcome.failures.append(message_id)
+
+        salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
+        ctx = Context(salts=salts, respect_dnt=self.settings.respect_dnt)
+        items_by_message: dict[str, dict[str, Any]] = {}
+        for message_id, hit in hits:
+            if hit.day in salt_failures:
+                outcome.failures.append(message_id)
+                continue
+            result = enrich(hit, ctx)
+            if isinstance(result, Dropped):
+                outcome.dropped[result.reason.value] += 1
+                item = drop_item(hit.site, hit.received_at_ms, hit.request_id, result.reason.value)
+            else:
+                item = event_item(result, self.settings.retention_days)
+            items_by_message[message_id] = item
+
+        unwritten = {
+            (i["pk"]["S"], i["sk"]["S"]) for i in self.writer.write(items_by_message.values())
+        }
+        for message_id, item in items_by_message.items():
+            if (item["pk"]["S"], item["sk"]["S"]) in unwritten:
+                outcome.failures.append(message_id)
+            elif "reason" not in item:
+                outcome.stored += 1
+        if unwritten:
+            log.warning("%d item(s) not written after retries; left for redelivery", len(unwritten))
+        log.info(
+            "batch: stored=%d dropped=%s malformed=%d failed=%d",
+            outcome.stored,
+            dict(outcome.dropped),
+            outcome.malformed,
+            len(outcome.failures),
+        )
+        return outcome
+
+    def _salts_for(self, days: set[date], now: datetime) -> tuple[dict[date, bytes], set[date]]:
+        salts, failed = {}, set()
+        for day in days:
+            try:
+                salt = self.salts.salt_for(day, now)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("salt for %s unavailable: %s", day, exc)
+                failed.add(day)
+                continue
+            if salt is not None:
+                salts[day] = salt
+        return salts, failed
+
+
+_default_consumer: Consumer | None = None
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """The AWS Lambda handler. Settings come from the function's environment."""
+    global _default_consumer
+    if _default_consumer is None:
+        logging.getLogger().setLevel(logging.INFO)
+        _default_consumer = Consumer(settings_from_env())
+    return _default_consumer.handle(event, context)

@@ -1,0 +1,245 @@
+"""Enrichment: a validated pixel message becomes a stored event, or a drop with a reason.
+
+The work is an ordered list of small pure steps (Plausible's ingestion pipeline). Each step
+takes the hit and the event built so far and returns a new event, or a `Dropped` with a
+reason from the closed set `DropReason`. The raw IP and User-Agent live only in the `Hit`
+and never reach the event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pipeline import geo, referrers
+from pipeline.contract import PixelMessage
+from pipeline.salts import visitor_hash
+from pipeline.text import clean
+from pipeline.urls import UTM_FIELDS, bare_host, strip_url
+from pipeline.useragents import is_bot, parse_client
+
+MAX_SITE = 253
+MAX_NAME = 120
+MAX_PROPS = 30
+MAX_PROP_KEY = 300
+MAX_PROP_VALUE = 2000
+MAX_SCREEN_WIDTH = 20000
+PAGEVIEW = "pageview"
+
+
+class DropReason(StrEnum):
+    BOT = "bot"
+    NO_SITE = "no_site"
+    NO_PAGE = "no_page"
+    DO_NOT_TRACK = "do_not_track"
+    STALE = "stale"  # older than the salt window: its visitor can no longer be hashed
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A pixel message parsed once, at the edge: the only place the raw IP and UA exist."""
+
+    request_id: str
+    received_at_ms: int
+    day: date
+    site: str
+    page_url: str
+    referrer_url: str
+    name: str
+    props_json: str
+    screen_width: str
+    user_agent: str
+    ip: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Dropped:
+    reason: DropReason
+
+
+Event = dict[str, Any]
+Step = Callable[[Hit, Event, "Context"], "Event | Dropped"]
+
+
+@dataclass(frozen=True)
+class Context:
+    salts: Mapping[date, bytes]
+    respect_dnt: bool = False
+
+
+def hit_from_message(message: PixelMessage) -> Hit:
+    query, headers = message.query, message.headers
+    received = datetime.fromtimestamp(message.received_at_ms / 1000, tz=UTC)
+    return Hit(
+        request_id=message.request_id,
+        received_at_ms=message.received_at_ms,
+        day=received.date(),
+        site=clean(query["d"], MAX_SITE).lower(),
+        # A plain <img> pixel has no `u`: the page that embeds it is the Referer.
+        page_url=query["u"] or headers["referer"],
+        referrer_url=query["r"],
+        name=query["n"],
+        props_json=query["p"],
+        screen_width=query["w"],
+        user_agent=headers["user-agent"],
+        ip=geo.client_ip(headers, message.source_ip),
+        headers=headers,
+    )
+
+
+def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    opted_out = hit.headers.get("dnt") == "1" or hit.headers.get("sec-gpc") == "1"
+    return Dropped(DropReason.DO_NOT_TRACK) if ctx.respect_dnt and opted_out else event
+
+
+def drop_bots(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    return Dropped(DropReason.BOT) if is_bot(hit.user_agent) else event
+
+
+def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    if not hit.site:
+        return Dropped(DropReason.NO_SITE)
+    return {**event, "site": hit.site, "ts": hit.received_at_ms, "request_id": hit.request_id}
+
+
+def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    page = strip_url(hit.page_url)
+    if page is None:
+        return Dropped(DropReason.NO_PAGE)
+    utm = {name: page.utm.get(name, "") for name in UTM_FIELDS}
+    return {**event, "hostname": page.host, "path": page.path, "url": page.url, **utm}
+
+
+def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    ref = strip_url(hit.referrer_url, keep_route_fragment=False) if hit.referrer_url else None
+    external = ref is not None and bare_host(ref.host) != bare_host(event["hostname"])
+    if external:
+        referrer, source = f"{ref.host}{ref.path}", referrers.source_for_host(bare_host(ref.host))
+    elif event["utm_source"]:
+        referrer, source = "", referrers.source_for_utm(event["utm_source"])
+    else:
+        referrer, source = "", referrers.DIRECT
+    return {**event, "referrer": referrer, "referrer_source": source}
+
+
+def add_name_and_props(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    name = clean(hit.name, MAX_NAME) or PAGEVIEW
+    return {**event, "name": name, "props": parse_props(hit.props_json)}
+
+
+def add_client(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    client = parse_client(hit.user_agent)
+    return {
+        **event,
+        "browser": client.browser,
+        "browser_version": client.browser_version,
+        "os": client.os,
+        "os_version": client.os_version,
+        "device": client.device,
+    }
+
+
+def add_screen(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    width = parse_screen_width(hit.screen_width)
+    return {**event, "screen_width": width, "screen": screen_class(width)}
+
+
+def add_geo(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    loc = geo.location_from_headers(hit.headers)
+    return {
+        **event,
+        "country": loc.country,
+        "region": loc.region,
+        "city": loc.city,
+        "lat": loc.lat,
+        "lon": loc.lon,
+    }
+
+
+def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    salt = ctx.salts.get(hit.day)
+    if salt is None:
+        return Dropped(DropReason.STALE)
+    return {**event, "visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
+
+
+STEPS: tuple[Step, ...] = (
+    drop_do_not_track,
+    drop_bots,
+    add_site,
+    add_page,
+    add_referrer,
+    add_name_and_props,
+    add_client,
+    add_screen,
+    add_geo,
+    add_visitor,
+)
+
+
+def enrich(hit: Hit, ctx: Context, steps: tuple[Step, ...] = STEPS) -> Event | Dropped:
+    """Run every step in order; the first drop ends the run."""
+    event: Event = {}
+    for step in steps:
+        result = step(hit, event, ctx)
+        if isinstance(result, Dropped):
+            return result
+        event = result
+    return event
+
+
+def _prop_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_props(raw: str) -> dict[str, str]:
+    """Custom properties: a JSON object of at most 30 entries, every value kept as a string.
+
+    Anything else (not JSON, not an object) gives no props rather than losing the event.
+    """
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    props: dict[str, str] = {}
+    for key, value in data.items():
+        if len(props) >= MAX_PROPS:
+            break
+        key = clean(str(key), MAX_PROP_KEY)
+        if key and value is not None:
+            props[key] = clean(_prop_value(value), MAX_PROP_VALUE)
+    return props
+
+
+def parse_screen_width(raw: str) -> int | None:
+    try:
+        width = int(raw.strip())
+    except ValueError:
+        return None
+    return width if 0 < width <= MAX_SCREEN_WIDTH else None
+
+
+def screen_class(width: int | None) -> str:
+    """Plausible's screen-size buckets."""
+    if width is None:
+        return ""
+    if width < 576:
+        return "Mobile"
+    if width < 992:
+        return "Tablet"
+    if width < 1440:
+        return "Laptop"
+    return "Desktop"

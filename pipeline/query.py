@@ -1,0 +1,180 @@
+"""The analyst API: stored events of a site and time range as a pandas DataFrame."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from pipeline import aws
+from pipeline.config import Settings, settings_from_env
+from pipeline.storage import drop_pk, event_pk, from_item
+
+MAX_PARALLEL_QUERIES = 16
+
+COLUMNS = (
+    "ts",
+    "site",
+    "name",
+    "hostname",
+    "path",
+    "url",
+    "referrer_source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "region",
+    "city",
+    "lat",
+    "lon",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "screen",
+    "screen_width",
+    "visitor",
+    "props",
+)
+# Few distinct values, many rows: categoricals cut the frame's memory several times over.
+CATEGORICAL = (
+    "site",
+    "name",
+    "hostname",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "screen",
+)
+_NUMERIC = ("lat", "lon", "screen_width")
+
+TimeLike = date | datetime | str | pd.Timestamp
+
+
+def to_utc(value: TimeLike) -> datetime:
+    """A date (midnight UTC), a datetime (naive means UTC) or an ISO string, as aware UTC."""
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def days_between(start: datetime, end: datetime) -> list[date]:
+    """The UTC days that [start, end) touches."""
+    if end <= start:
+        return []
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def query_partition(
+    dynamodb: Any, table: str, pk: str, start_ms: int, end_ms: int, page_limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every item of one partition with `start_ms <= time < end_ms`, following every page."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": pk},
+            ":lo": {"S": f"{start_ms:013d}"},
+            ":hi": {"S": f"{end_ms - 1:013d}#~"},  # "~" sorts after every request-id character
+        },
+    }
+    if page_limit:
+        kwargs["Limit"] = page_limit
+    items: list[dict[str, Any]] = []
+    while True:
+        page = dynamodb.query(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _query_days(
+    settings: Settings,
+    pks: list[str],
+    start: datetime,
+    end: datetime,
+    dynamodb: Any,
+    page_limit: int | None,
+) -> list[dict[str, Any]]:
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    lo, hi = _ms(start), _ms(end)
+    workers = min(MAX_PARALLEL_QUERIES, max(len(pks), 1))
+    with (
+        aws.explained(settings, f"Table {settings.events_table!r}"),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        pages = pool.map(
+            lambda pk: query_partition(dynamodb, settings.events_table, pk, lo, hi, page_limit),
+            pks,
+        )
+        return [item for page in pages for item in page]
+
+
+def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals."""
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
+    for column in _NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in CATEGORICAL:
+        frame[column] = frame[column].fillna("").astype("category")
+    frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def load_events(
+    site: str,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    settings: Settings | None = None,
+    dynamodb: Any = None,
+    page_limit: int | None = None,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Events of `site` with `start <= ts < end`, one row each, oldest first.
+
+    `start`/`end` are dates, datetimes or ISO strings (naive means UTC). Connection settings
+    come from the environment (see `pipeline.config`); `settings` or keyword overrides
+    (`endpoint_url=`, `events_table=`, ...) win. Every day is one Query, run in parallel.
+    """
+    settings = settings or settings_from_env(**overrides)
+    lo, hi = to_utc(start), to_utc(end)
+    pks = [event_pk(site, day) for day in days_between(lo, hi)]
+    records = [from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)]
+    return events_frame(records)
+
+
+def load_drops(
+    site: str, start: TimeLike, end: TimeLike, *, settings: Settings | None = None, **overrides: Any
+) -> pd.Series:
+    """How many hits of `site` were dropped in [start, end), by reason (bots, ...)."""
+    settings = settings or settings_from_env(**overrides)
+    lo, hi = to_utc(start), to_utc(end)
+    pks = [drop_pk(site, day) for day in days_between(lo, hi)]
+    reasons = [item["reason"]["S"] for item in _query_days(settings, pks, lo, hi, None, None)]
+    return pd.Series(reasons, dtype="object").value_counts().rename("dropped")

@@ -1,0 +1,76 @@
+"""Page and referrer URLs reduced to what analytics needs: host and path (plus `utm_*`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from pipeline.text import clean
+
+MAX_HOST = 253
+MAX_PATH = 2000
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_UTM = 300
+
+
+@dataclass(frozen=True)
+class StrippedUrl:
+    host: str
+    path: str
+    utm: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """Scheme-less host + path, plus the kept `utm_*` parameters."""
+        query = urlencode(self.utm)
+        return f"{self.host}{self.path}" + (f"?{query}" if query else "")
+
+
+def _split(raw: str):
+    raw = raw.strip()
+    if "://" not in raw[:16] and not raw.startswith("//"):
+        raw = "//" + raw
+    try:
+        return urlsplit(raw)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+
+
+def _host(parts) -> str:
+    try:
+        host = parts.hostname or ""
+    except ValueError:
+        return ""
+    return clean(host.rstrip("."), MAX_HOST)
+
+
+def _path(parts, keep_route_fragment: bool) -> str:
+    path = unquote(parts.path or "/", errors="replace")
+    fragment = parts.fragment
+    # Hash routers ("#/pricing") carry the real page in the fragment; anchors don't.
+    if keep_route_fragment and fragment.startswith(("/", "!/")):
+        path = path + "#" + unquote(fragment, errors="replace")
+    path = clean(path, MAX_PATH) or "/"
+    return path if path.startswith("/") else "/" + path
+
+
+def strip_url(raw: str, keep_route_fragment: bool = True) -> StrippedUrl | None:
+    """Host + path + `utm_*` of a URL; None when it has no host (nothing to attribute)."""
+    parts = _split(raw)
+    if parts is None:
+        return None
+    host = _host(parts)
+    if not host:
+        return None
+    utm = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=False, errors="replace"):
+        if key in UTM_FIELDS and key not in utm:
+            utm[key] = clean(value, MAX_UTM)
+    return StrippedUrl(
+        host=host, path=_path(parts, keep_route_fragment), utm={k: v for k, v in utm.items() if v}
+    )
+
+
+def bare_host(host: str) -> str:
+    """The host without a leading `www.`, for comparing sites and naming sources."""
+    return host[4:] if host.startswith("www.") else host
