@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipeline import aws
 from pipeline.config import Settings, settings_from_env
-from pipeline.storage import drop_pk, event_pk, from_item
+from pipeline.storage import drop_pk, event_from_item, event_pk
 
 MAX_PARALLEL_QUERIES = 16
 
@@ -165,7 +165,9 @@ def load_events(
     settings = settings or settings_from_env(**overrides)
     lo, hi = to_utc(start), to_utc(end)
     pks = [event_pk(site, day) for day in days_between(lo, hi)]
-    records = [from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)]
+    records = [
+        event_from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)
+    ]
     return events_frame(records)
 
 

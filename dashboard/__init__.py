@@ -1,0 +1,1 @@
+"""The Streamlit app layer: caching and backend selection. The maths stays in `pipeline`."""

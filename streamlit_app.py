@@ -1,0 +1,20 @@
+"""The dashboard's frame: page setup, backend banner and navigation."""
+
+import streamlit as st
+
+from dashboard.data import backend
+
+st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
+
+current = backend()
+if current.is_demo:
+    st.info(
+        "**Demo data.** No AWS is configured, so this runs on an embedded local emulator with "
+        "generated traffic. Set `AWS_ENDPOINT_URL` (local) or deploy the stack to see real data.",
+        icon="🧪",
+    )
+
+navigation = st.navigation(
+    [st.Page("pages/overview.py", title="Overview", icon="📊", default=True)]
+)
+navigation.run()
