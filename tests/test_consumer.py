@@ -1,0 +1,179 @@
+"""The consumer: partial batch failures, idempotency, and writes that DynamoDB refuses."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline import aws, load_drops, load_events
+from pipeline.consumer import Consumer
+from pipeline.storage import BatchWriter
+from tests.conftest import GOOGLEBOT_UA
+from tests.faults import DynamoFaults
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def all_items(settings) -> list[dict]:
+    client = aws.client("dynamodb", settings)
+    items, kwargs = [], {}
+    while True:
+        page = client.scan(TableName=settings.events_table, **kwargs)
+        items += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def event_items(settings) -> list[dict]:
+    return [item for item in all_items(settings) if "e" in item]
+
+
+def today_events(settings):
+    now = datetime.now(UTC)
+    return load_events(
+        "example.com", now.date(), now.date().isoformat() + "T23:59:59.999", settings=settings
+    )
+
+
+def test_canonical_event_one_stored_one_failed(settings):
+    event = json.loads((EVENTS / "sqs_event.json").read_text())
+    received = json.loads(event["Records"][0]["body"])["received_at"]
+    consumer = Consumer(settings, clock=lambda: received / 1000 + 5)
+    assert consumer.handle(event, None) == {
+        "batchItemFailures": [{"itemIdentifier": "0e5a4c7c-0002-4a53-9c6e-1c1b0f1d0002"}]
+    }
+    (stored,) = event_items(settings)
+    fields = json.loads(stored["e"]["S"])
+    assert (fields["path"], fields["url"], fields["referrer_source"], fields["city"]) == (
+        "/pricing",
+        "example.com/pricing?utm_source=newsletter",
+        "Google",
+        "Paris",
+    )
+
+
+def test_a_malformed_message_fails_alone(settings, message_factory, sqs_record):
+    records = [sqs_record(message_factory()) for _ in range(4)]
+    records.insert(2, sqs_record('{"v": 1, "broken', message_id="poison"))
+    outcome = Consumer(settings).process(records)
+    assert outcome.failures == ["poison"]
+    assert outcome.stored == 4
+    assert len(today_events(settings)) == 4
+
+
+def test_the_same_message_twice_stores_one_event(settings, message_factory, sqs_record):
+    body = message_factory()
+    consumer = Consumer(settings)
+    consumer.process([sqs_record(body)])
+    consumer.process(
+        [sqs_record(body), sqs_record(body)]
+    )  # redelivery, and a duplicate in one batch
+    assert len(event_items(settings)) == 1
+
+
+def test_bots_are_dropped_and_counted(settings, message_factory, sqs_record):
+    consumer = Consumer(settings)
+    outcome = consumer.process([sqs_record(message_factory(headers={"User-Agent": GOOGLEBOT_UA}))])
+    assert (outcome.stored, dict(outcome.dropped), outcome.failures) == (0, {"bot": 1}, [])
+    now = datetime.now(UTC)
+    from pipeline import load_drops
+
+    assert load_drops("example.com", now.date(), "2100-01-01", settings=settings).to_dict() == {
+        "bot": 1
+    }
+
+
+def test_throttling_and_unprocessed_items_are_retried_until_stored(
+    settings, message_factory, sqs_record
+):
+    dynamodb = aws.client("dynamodb", settings)
+    faults = DynamoFaults(dynamodb, throttle_calls=2, partial_calls=3, hold_back=7)
+    consumer = Consumer(settings, dynamodb=dynamodb)
+    consumer.writer = BatchWriter(dynamodb, settings.events_table, sleep=lambda _: None)
+    records = [sqs_record(message_factory()) for _ in range(60)]
+    outcome = consumer.process(records)
+    assert faults.throttled == 2 and faults.held_back > 0
+    assert outcome.failures == []
+    assert len(event_items(settings)) == 60
+
+
+def test_writes_that_never_succeed_are_reported_for_redelivery(
+    settings, message_factory, sqs_record
+):
+    dynamodb = aws.client("dynamodb", settings)
+    DynamoFaults(dynamodb, throttle_calls=10**6)
+    consumer = Consumer(settings, dynamodb=dynamodb)
+    consumer.writer = BatchWriter(
+        dynamodb, settings.events_table, max_attempts=3, sleep=lambda _: None
+    )
+    # Salts must exist before DynamoDB starts refusing batch writes (they use PutItem).
+    records = [sqs_record(message_factory(), message_id=f"m{i}") for i in range(30)]
+    outcome = consumer.process(records)
+    assert sorted(outcome.failures) == sorted(f"m{i}" for i in range(30))
+    assert event_items(settings) == []
+
+
+def test_writes_go_in_batches_of_25(settings, message_factory, sqs_record):
+    consumer = Consumer(settings)
+    consumer.process([sqs_record(message_factory())])  # creates today's salt
+    before = consumer.writer.requests
+    consumer.process([sqs_record(message_factory()) for _ in range(100)])
+    assert consumer.writer.requests - before == 4
+
+
+def test_an_item_dynamodb_rejects_fails_alone(settings, message_factory, sqs_record, monkeypatch):
+    from pipeline import consumer as consumer_module
+
+    real = consumer_module.event_item
+
+    def oversized_for_one(event, retention_days):
+        item = real(event, retention_days)
+        if event["path"] == "/huge":
+            item["e"] = {"S": "x" * 500_000}  # over DynamoDB's 400 KB item limit
+        return item
+
+    monkeypatch.setattr(consumer_module, "event_item", oversized_for_one)
+    good = [sqs_record(message_factory()) for _ in range(5)]
+    bad = sqs_record(
+        message_factory("d=example.com&u=https%3A%2F%2Fexample.com%2Fhuge"), message_id="huge"
+    )
+    outcome = Consumer(settings).process([*good, bad])
+    assert outcome.failures == ["huge"]
+    assert len(event_items(settings)) == 5
+
+
+def test_lambda_handler_reads_its_settings_from_the_environment(
+    settings, message_factory, sqs_record, monkeypatch
+):
+    from pipeline import consumer as consumer_module
+
+    monkeypatch.setenv("PIPELINE_EVENTS_TABLE", settings.events_table)
+    monkeypatch.setenv("PIPELINE_SALTS_TABLE", settings.salts_table)
+    monkeypatch.setattr(consumer_module, "_default_consumer", None)
+    response = consumer_module.handler(
+        {"Records": [sqs_record(message_factory()), sqs_record("{}", "bad")]}, None
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert len(event_items(settings)) == 1
+
+
+@pytest.mark.parametrize("age_days", [0, 1])
+def test_late_events_within_the_salt_window_are_stored(
+    settings, message_factory, sqs_record, age_days
+):
+    received = int((time.time() - age_days * 86400) * 1000)
+    outcome = Consumer(settings).process([sqs_record(message_factory(received_at_ms=received))])
+    assert outcome.stored == 1
+
+
+def test_events_older_than_the_salt_window_are_dropped_as_stale(
+    settings, message_factory, sqs_record
+):
+    received = int((time.time() - 3 * 86400) * 1000)
+    outcome = Consumer(settings).process([sqs_record(message_factory(received_at_ms=received))])
+    assert dict(outcome.dropped) == {"stale": 1}
