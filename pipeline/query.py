@@ -141,7 +141,7 @@ def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for column in _NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     for column in CATEGORICAL:
-        frame[column] = frame[column].fillna("").astype("category")
+        frame[column] = frame[column].astype(object).fillna("").astype("category")
     frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
