@@ -132,7 +132,7 @@ def _visitors_on(day_index: int, day: date, spike_day: int, rng: random.Random) 
     weekend = 0.6 if day.weekday() >= 5 else 1.0
     growth = 1 + 0.015 * day_index
     spike = 4.0 if day_index == spike_day else 1.0
-    return max(5, int(80 * weekend * growth * spike * rng.uniform(0.85, 1.15)))
+    return max(5, int(55 * weekend * growth * spike * rng.uniform(0.85, 1.15)))
 
 
 def _local_hour(rng: random.Random) -> float:

@@ -12,6 +12,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote
 
 from pipeline.text import clean
@@ -44,15 +45,29 @@ def _coordinate(raw: str, limit: float) -> float | None:
 
 def location_from_headers(headers: Mapping[str, str]) -> Location:
     """The viewer's rounded location; fields that are absent or malformed stay empty."""
-    country = headers.get("cloudfront-viewer-country", "").strip().upper()
+    return _location(*(headers.get(name, "") for name in _GEO_HEADERS))
+
+
+_GEO_HEADERS = (
+    "cloudfront-viewer-country",
+    "cloudfront-viewer-country-region",
+    "cloudfront-viewer-city",
+    "cloudfront-viewer-latitude",
+    "cloudfront-viewer-longitude",
+)
+
+
+@lru_cache(maxsize=8192)  # visitors of one city share the same header values
+def _location(country: str, region: str, city: str, lat_raw: str, lon_raw: str) -> Location:
+    country = country.strip().upper()
     country = country if _COUNTRY.match(country) else ""
-    region = headers.get("cloudfront-viewer-country-region", "").strip().upper()
+    region = region.strip().upper()
     # Region codes are ISO 3166-2 subdivisions; prefix the country so "CA" stays unambiguous.
     region = f"{country}-{region}" if country and _REGION.match(region) else ""
     # CloudFront percent-encodes non-ASCII city names.
-    city = clean(unquote(headers.get("cloudfront-viewer-city", ""), errors="replace"), MAX_CITY)
-    lat = _coordinate(headers.get("cloudfront-viewer-latitude", ""), 90.0)
-    lon = _coordinate(headers.get("cloudfront-viewer-longitude", ""), 180.0)
+    city = clean(unquote(city, errors="replace"), MAX_CITY)
+    lat = _coordinate(lat_raw, 90.0)
+    lon = _coordinate(lon_raw, 180.0)
     if lat is None or lon is None:
         lat = lon = None
     return Location(country=country, region=region, city=city, lat=lat, lon=lon)
@@ -73,8 +88,7 @@ def client_ip(headers: Mapping[str, str], source_ip: str) -> str:
     """
     address = headers.get("cloudfront-viewer-address", "")
     if address:
-        host = address.rsplit(":", 1)[0] if address.count(":") >= 1 else address
-        ip = _valid_ip(host) or _valid_ip(address)
+        ip = _valid_ip(address.rsplit(":", 1)[0]) or _valid_ip(address)
         if ip:
             return ip
     return _valid_ip(source_ip)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from pipeline.text import clean
@@ -54,6 +55,7 @@ def _path(parts, keep_route_fragment: bool) -> str:
     return path if path.startswith("/") else "/" + path
 
 
+@lru_cache(maxsize=16384)  # pages and referrers repeat; parsing is a third of enrichment
 def strip_url(raw: str, keep_route_fragment: bool = True) -> StrippedUrl | None:
     """Host + path + `utm_*` of a URL; None when it has no host (nothing to attribute)."""
     parts = _split(raw)

@@ -1,0 +1,16 @@
+"""Run every benchmark once and print its figures (`make bench`). Results: bench/RESULTS.md."""
+
+from __future__ import annotations
+
+from bench import cold_start, e2e_local, enrich_throughput, moto_sqs_depth
+
+
+def main() -> None:
+    print("## consumer CPU, DynamoDB stubbed", enrich_throughput.run(), sep="\n")
+    print("## end-to-end local", e2e_local.run(), sep="\n")
+    print("## cold start of the embedded default", cold_start.run(), sep="\n")
+    print("## moto SQS receive vs depth (ms)", moto_sqs_depth.run(), sep="\n")
+
+
+if __name__ == "__main__":
+    main()
