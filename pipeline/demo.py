@@ -175,8 +175,42 @@ def _visit(
     return hits
 
 
+def _visitor_hits(
+    rng: random.Random, key: str, starts: list[datetime], spike: bool, now: datetime
+) -> list[DemoHit]:
+    """Every hit of one visitor (one device, one place) over one or more visits."""
+    city = _pick(rng, CITIES)
+    ua, screens, _ = _pick(rng, USER_AGENTS)
+    ip = f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    if rng.random() < 0.04:
+        ua = rng.choice(BOT_USER_AGENTS)
+    width = rng.choice(screens)
+    hits = []
+    for visit_start in starts:
+        for n, (moment, url, referrer, name, props) in enumerate(_visit(rng, visit_start, spike)):
+            if moment > now:
+                break
+            query = {"d": DEMO_SITE, "u": url, "r": referrer, "w": str(width)}
+            if name:
+                query |= {"n": name, "p": props}
+            hits.append(
+                DemoHit(
+                    ts_ms=int(moment.timestamp() * 1000),
+                    request_id=f"{key}-{int(visit_start.timestamp())}-{n}",
+                    raw_query=urlencode(query),
+                    headers=_headers(ua, city),
+                    source_ip=ip,
+                )
+            )
+    return hits
+
+
 def generate_hits(now: datetime, days: int = 28, seed: int = 7) -> Iterator[DemoHit]:
-    """Demo hits from `days` days before `now` up to `now`, oldest first, deterministic."""
+    """Demo hits from `days` days before `now` up to `now`, oldest first, deterministic.
+
+    A few visitors are always on the site in the last half hour, whatever the time of day,
+    so the live path (SQS + worker) and real-time views always have something.
+    """
     rng = random.Random(seed)
     first_day = now.astimezone(UTC).date() - timedelta(days=days - 1)
     spike_day = days - 9
@@ -184,36 +218,16 @@ def generate_hits(now: datetime, days: int = 28, seed: int = 7) -> Iterator[Demo
     for index in range(days):
         day = first_day + timedelta(days=index)
         for visitor in range(_visitors_on(index, day, spike_day, rng)):
-            city = _pick(rng, CITIES)
-            ua, screens, _ = _pick(rng, USER_AGENTS)
-            ip = f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
-            bot = rng.random() < 0.04
-            if bot:
-                ua = rng.choice(BOT_USER_AGENTS)
-            width = rng.choice(screens)
-            hour = (_local_hour(rng) - city[5]) % 24
+            city_offset = _pick(rng, CITIES)[5]
+            hour = (_local_hour(rng) - city_offset) % 24
             start = datetime.combine(day, time.min, tzinfo=UTC) + timedelta(hours=hour)
-            visits = [start] + (
-                [start + timedelta(hours=rng.uniform(1, 5))] if rng.random() < 0.1 else []
-            )
-            for visit_start in visits:
-                for n, (moment, url, referrer, name, props) in enumerate(
-                    _visit(rng, visit_start, index == spike_day)
-                ):
-                    if moment > now:
-                        break
-                    query = {"d": DEMO_SITE, "u": url, "r": referrer, "w": str(width)}
-                    if name:
-                        query |= {"n": name, "p": props}
-                    hits.append(
-                        DemoHit(
-                            ts_ms=int(moment.timestamp() * 1000),
-                            request_id=f"demo-{seed}-{index}-{visitor}-{int(visit_start.timestamp())}-{n}",
-                            raw_query=urlencode(query),
-                            headers=_headers(ua, city),
-                            source_ip=ip,
-                        )
-                    )
+            returns = rng.random() < 0.1
+            starts = [start] + ([start + timedelta(hours=rng.uniform(1, 5))] if returns else [])
+            key = f"demo-{seed}-{index}-{visitor}"
+            hits += _visitor_hits(rng, key, starts, index == spike_day, now)
+    for visitor in range(rng.randint(3, 6)):
+        start = now - timedelta(minutes=rng.uniform(2, 25))
+        hits += _visitor_hits(rng, f"demo-{seed}-live-{visitor}", [start], False, now)
     hits.sort(key=lambda hit: hit.ts_ms)
     return iter(hits)
 
@@ -221,6 +235,7 @@ def generate_hits(now: datetime, days: int = 28, seed: int = 7) -> Iterator[Demo
 @dataclass
 class DemoSummary:
     hits: int = 0
+    queued: int = 0  # of `hits`, how many went through SQS and the worker
     stored: int = 0
     dropped: int = 0
     failed: int = 0
@@ -247,7 +262,7 @@ def load_demo(
     live_from = int((now - timedelta(minutes=live_minutes)).timestamp() * 1000)
     history = [hit for hit in hits if hit.ts_ms < live_from]
     live = [hit for hit in hits if hit.ts_ms >= live_from]
-    summary = DemoSummary(hits=len(hits))
+    summary = DemoSummary(hits=len(hits), queued=len(live))
     with tqdm(total=len(hits), desc="demo traffic", unit="hit", disable=not progress) as bar:
         for _, day_hits in groupby(history, key=lambda hit: hit.ts_ms // 86_400_000):
             day_hits = list(day_hits)
