@@ -1,4 +1,5 @@
-"""The local pixel collector: `GET /pixel` → the contract's message → SQS → the GIF.
+"""The local collector: `GET /pixel` → the contract's message → SQS → the GIF, and
+`GET /script.js`, the tracking script.
 
 The same job API Gateway's SQS integration does on AWS. It answers the GIF to every pixel
 request; the status is 200 only when the message is on the queue (after a few bounded
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline import aws
+from pipeline import aws, tracker
 from pipeline.config import Settings
 from pipeline.contract import PIXEL_GIF, PIXEL_HEADERS, build_message, encode_message
 from pipeline.resources import queue_url
@@ -66,6 +67,8 @@ class PixelHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path == "/pixel":
             self._pixel(parts.query)
+        elif parts.path == "/script.js":
+            self._script()
         elif parts.path == "/health":
             self._send(200, b"ok", {"Content-Type": "text/plain; charset=utf-8"})
         else:
@@ -84,6 +87,15 @@ class PixelHandler(BaseHTTPRequestHandler):
         )
         queued = self.server.enqueuer.send(encode_message(message))
         self._send(200 if queued else 503, PIXEL_GIF, PIXEL_HEADERS)
+
+    def _script(self) -> None:
+        headers = tracker.headers()
+        if self.headers.get("If-None-Match") == headers["ETag"]:
+            self._send(304, b"", headers)
+        elif "gzip" in self.headers.get("Accept-Encoding", ""):
+            self._send(200, tracker.gzipped(), {**headers, "Content-Encoding": "gzip"})
+        else:
+            self._send(200, tracker.minified(), headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -115,6 +127,7 @@ class CollectorServer(ThreadingHTTPServer):
 
 def start_collector(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> CollectorServer:
     """Start the collector in a daemon thread; stop it with `.shutdown()`."""
+    tracker.minified()  # minify once now, not on the first visitor's request
     server = CollectorServer((host, port), Enqueuer(settings))
     threading.Thread(target=server.serve_forever, name="collector", daemon=True).start()
     return server

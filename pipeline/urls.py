@@ -50,7 +50,9 @@ def _path(parts, keep_route_fragment: bool) -> str:
     fragment = parts.fragment
     # Hash routers ("#/pricing") carry the real page in the fragment; anchors don't.
     if keep_route_fragment and fragment.startswith(("/", "!/")):
-        path = path + "#" + unquote(fragment, errors="replace")
+        # A route's own query ("#/reset?token=…") is as private as the page's.
+        route = fragment.split("?", 1)[0]
+        path = path + "#" + unquote(route, errors="replace")
     path = clean(path, MAX_PATH) or "/"
     return path if path.startswith("/") else "/" + path
 

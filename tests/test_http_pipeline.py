@@ -3,63 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
-from pipeline import aws, load_drops, load_events
-from pipeline.collector import start_collector
-from pipeline.consumer import Consumer
+from pipeline import aws
 from pipeline.contract import PIXEL_GIF
 from pipeline.resources import queue_url
-from pipeline.worker import Worker
 from tests.conftest import CHROME_UA, IPHONE_UA
+from tests.support import Pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 NASTY = "\"\\<script>alert('x')</script>😀\x00"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
-
-
-def today_range() -> tuple[datetime, datetime]:
-    now = datetime.now(UTC)
-    return now - timedelta(hours=1), now + timedelta(hours=1)
-
-
-class Pipeline:
-    def __init__(self, settings) -> None:
-        self.settings = settings
-        self.collector = start_collector(settings)
-        self.stop = threading.Event()
-        worker = Worker(settings, Consumer(settings).handle, batch_window=0.2, wait_time=1)
-        self.thread = threading.Thread(target=worker.run, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    @property
-    def pixel(self) -> str:
-        return f"{self.collector.url}/pixel"
-
-    def events(self, site: str = "example.com"):
-        return load_events(site, *today_range(), settings=self.settings)
-
-    def drops(self, site: str = "example.com") -> dict[str, int]:
-        return load_drops(site, *today_range(), settings=self.settings).to_dict()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.collector.shutdown()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -27,6 +27,12 @@ from pipeline.urls import strip_url
             "/app#/settings/profile",
             "example.com/app#/settings/profile",
         ),
+        (
+            "https://example.com/app#/reset?token=secret",
+            "example.com",
+            "/app#/reset",
+            "example.com/app#/reset",
+        ),
         ("https://user:pass@example.com:8443/x", "example.com", "/x", "example.com/x"),
     ],
 )
