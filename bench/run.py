@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import cold_start, e2e_local, enrich_throughput, moto_sqs_depth
+from bench import cold_start, e2e_local, enrich_throughput, moto_sqs_depth, tracker_size
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     print("## end-to-end local", e2e_local.run(), sep="\n")
     print("## cold start of the embedded default", cold_start.run(), sep="\n")
     print("## moto SQS receive vs depth (ms)", moto_sqs_depth.run(), sep="\n")
+    print("## tracking script size", tracker_size.run(), sep="\n")
 
 
 if __name__ == "__main__":
