@@ -1,0 +1,71 @@
+"""`python -m infra deploy|diff|outputs|destroy|cost`: the AWS stack in one command each."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from infra import cost
+from infra.deploy import DeployError, Target, deploy, destroy, diff, outputs
+from pipeline.config import settings_from_env
+
+ENV_STACK = "PIPELINE_STACK"
+DEFAULT_STACK = "analytics"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m infra", description=__doc__)
+    parser.add_argument("command", choices=["deploy", "diff", "outputs", "destroy", "cost"])
+    stack = os.environ.get(ENV_STACK, DEFAULT_STACK)
+    parser.add_argument(
+        "--stack", default=stack, help=f"stack name (${ENV_STACK}; {DEFAULT_STACK})"
+    )
+    parser.add_argument("--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)")
+    parser.add_argument("--endpoint-url", help="an emulator's endpoint (default: AWS_ENDPOINT_URL)")
+    parser.add_argument(
+        "--data-path-only",
+        action="store_true",
+        help="only queues, tables and the consumer (for emulators such as moto)",
+    )
+    parser.add_argument("--yes", action="store_true", help="destroy without asking")
+    parser.add_argument("--events-per-month", type=int, default=1_000_000, help="for cost")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "cost":
+        print(cost.render(cost.monthly_cost(args.events_per_month), args.events_per_month))
+        return 0
+    settings = settings_from_env(region=args.region, endpoint_url=args.endpoint_url)
+    target = Target(stack=args.stack, settings=settings, edge=not args.data_path_only)
+    try:
+        if args.command == "deploy":
+            found = deploy(target)
+            print("\n".join(f"{key}: {value}" for key, value in sorted(found.items())))
+        elif args.command == "diff":
+            changes = diff(target)
+            print(
+                "\n".join(changes)
+                if changes
+                else f"No changes: stack {args.stack!r} is up to date."
+            )
+        elif args.command == "outputs":
+            print("\n".join(f"{key}: {value}" for key, value in sorted(outputs(target).items())))
+        elif args.command == "destroy":
+            if (
+                not args.yes
+                and input(f"Delete stack {args.stack!r} and all its data? [y/N] ").lower() != "y"
+            ):
+                print("Nothing removed.")
+                return 1
+            destroy(target)
+    except DeployError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

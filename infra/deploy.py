@@ -1,0 +1,321 @@
+"""Deploy, diff, inspect and remove the stack with CloudFormation change sets (boto3).
+
+Every AWS failure that a person can fix becomes a `DeployError` whose message is one
+sentence and the command to run; the CLI prints it instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+from infra import package
+from infra.template import Code, build_template
+from pipeline import aws
+from pipeline.config import Settings
+
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+TERMINAL_FAILED = {
+    "CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED",
+}  # fmt: skip
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
+
+Printer = Callable[[str], None]
+
+
+class DeployError(Exception):
+    """A failure with one clear sentence about what to do."""
+
+
+@dataclass(frozen=True)
+class Target:
+    stack: str
+    settings: Settings
+    edge: bool = True  # False: data path only (emulators without API Gateway/CloudFront)
+
+
+def _client(service: str, target: Target) -> Any:
+    return aws.client(service, target.settings)
+
+
+def explain(exc: Exception, target: Target) -> DeployError:
+    """A boto failure as one sentence and the command that fixes it."""
+    if isinstance(exc, NoCredentialsError):
+        return DeployError(
+            "No AWS credentials found: run `aws configure` (or set AWS_PROFILE), then deploy again."
+        )
+    if isinstance(exc, NoRegionError):
+        return DeployError("No AWS region set: pass --region or set AWS_REGION.")
+    if isinstance(exc, EndpointConnectionError):
+        return DeployError(
+            f"Cannot reach AWS in region {target.settings.region!r}: check the region name "
+            "(--region) and that the services exist there."
+        )
+    if isinstance(exc, ClientError):
+        code = aws.error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in {
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "ExpiredToken",
+            "SignatureDoesNotMatch",
+        }:
+            return DeployError(
+                f"AWS rejected the credentials ({code}): refresh them (`aws configure`)."
+            )
+        if code in {"AccessDenied", "AccessDeniedException"}:
+            return DeployError(
+                f"Not allowed: {message} Use credentials with administrator rights (README)."
+            )
+        return DeployError(f"AWS said {code}: {message}")
+    return DeployError(str(exc))
+
+
+def stack_status(target: Target) -> str | None:
+    try:
+        stacks = _client("cloudformation", target).describe_stacks(StackName=target.stack)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+            return None
+        raise
+    return stacks[0]["StackStatus"]
+
+
+def outputs(target: Target) -> dict[str, str]:
+    """The stack's outputs (pixel URL, table names, queue URLs), by key."""
+    try:
+        stacks = _client("cloudformation", target).describe_stacks(StackName=target.stack)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+            raise DeployError(
+                f"Stack {target.stack!r} does not exist: deploy it with `python -m infra deploy`."
+            ) from exc
+        raise explain(exc, target) from exc
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def artifact_bucket(target: Target) -> str:
+    account = _client("sts", target).get_caller_identity()["Account"]
+    return f"{target.stack}-artifacts-{account}-{target.settings.region}".lower()[:63]
+
+
+def _ensure_bucket(target: Target, bucket: str) -> None:
+    s3 = _client("s3", target)
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if aws.error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+            raise
+    options = (
+        {}
+        if target.settings.region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": target.settings.region}}
+    )
+    s3.create_bucket(Bucket=bucket, **options)
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            k: True
+            for k in (
+                "BlockPublicAcls",
+                "IgnorePublicAcls",
+                "BlockPublicPolicy",
+                "RestrictPublicBuckets",
+            )
+        },
+    )
+
+
+def upload_package(
+    target: Target, say: Printer, platform: str | None = package.LAMBDA_PLATFORM
+) -> Code:
+    """Build the consumer package and upload it once (its key is its content hash)."""
+    bucket = artifact_bucket(target)
+    _ensure_bucket(target, bucket)
+    with tempfile.TemporaryDirectory() as scratch:
+        zip_path = Path(scratch) / "consumer.zip"
+        say("Building the consumer package…")
+        digest = package.build(zip_path, platform=platform)
+        key = f"consumer/{digest}.zip"
+        s3 = _client("s3", target)
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            say(f"Package {key} already uploaded.")
+        except ClientError:
+            s3.upload_file(str(zip_path), bucket, key)
+            say(f"Uploaded s3://{bucket}/{key} ({zip_path.stat().st_size:,} bytes).")
+    return Code(bucket=bucket, key=key)
+
+
+def _parameters(target: Target, exists: bool) -> list[dict[str, Any]]:
+    if not target.edge:
+        return []
+    if exists:
+        return [{"ParameterKey": "OriginSecret", "UsePreviousValue": True}]
+    return [{"ParameterKey": "OriginSecret", "ParameterValue": secrets.token_urlsafe(32)}]
+
+
+def _describe_changes(description: dict[str, Any]) -> list[str]:
+    lines = []
+    for change in description.get("Changes", []):
+        rc = change["ResourceChange"]
+        replace = " (replacement)" if rc.get("Replacement") == "True" else ""
+        lines.append(
+            f"  {rc['Action']:<8} {rc['LogicalResourceId']:<28} {rc['ResourceType']}{replace}"
+        )
+    return lines
+
+
+def _wait_change_set(cfn: Any, target: Target, name: str) -> dict[str, Any]:
+    for _ in range(600):
+        description = cfn.describe_change_set(StackName=target.stack, ChangeSetName=name)
+        if description["Status"] in {"CREATE_COMPLETE", "FAILED"}:
+            return description
+        time.sleep(1)
+    raise DeployError(
+        f"Change set {name} did not finish in 10 minutes: see the CloudFormation console."
+    )
+
+
+def create_change_set(target: Target, code: Code) -> tuple[str, dict[str, Any] | None]:
+    """(name, description) of a new change set; description None when nothing changes."""
+    cfn = _client("cloudformation", target)
+    status = stack_status(target)
+    if status == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"Stack {target.stack!r} is in ROLLBACK_COMPLETE (its first create failed) and "
+            "can't be updated: remove it with `python -m infra destroy --yes`, then deploy again."
+        )
+    if status and status.endswith("_IN_PROGRESS"):
+        raise DeployError(
+            f"Stack {target.stack!r} is busy ({status}): wait for it, then run the command again."
+        )
+    name = f"deploy-{int(time.time())}"
+    cfn.create_change_set(
+        StackName=target.stack,
+        ChangeSetName=name,
+        ChangeSetType="UPDATE" if status else "CREATE",
+        TemplateBody=json.dumps(build_template(code, edge=target.edge)),
+        Parameters=_parameters(target, exists=bool(status)),
+        Capabilities=CAPABILITIES,
+    )
+    description = _wait_change_set(cfn, target, name)
+    if description["Status"] == "FAILED":
+        reason = description.get("StatusReason", "")
+        cfn.delete_change_set(StackName=target.stack, ChangeSetName=name)
+        if any(marker in reason for marker in NO_CHANGES):
+            return name, None
+        raise DeployError(f"CloudFormation refused the change set: {reason}")
+    return name, description
+
+
+def _follow(target: Target, since: float, say: Printer) -> str:
+    cfn = _client("cloudformation", target)
+    seen: set[str] = set()
+    for _ in range(3600):
+        events = cfn.describe_stack_events(StackName=target.stack)["StackEvents"]
+        for event in reversed(events):
+            if event["EventId"] in seen or event["Timestamp"].timestamp() < since - 1:
+                continue
+            seen.add(event["EventId"])
+            reason = (
+                f" — {event['ResourceStatusReason']}" if event.get("ResourceStatusReason") else ""
+            )
+            say(f"  {event['ResourceStatus']:<22} {event['LogicalResourceId']}{reason}")
+        status = stack_status(target) or "DELETE_COMPLETE"
+        if status in TERMINAL_OK | TERMINAL_FAILED | {"DELETE_COMPLETE"}:
+            return status
+        time.sleep(2)
+    raise DeployError("The stack did not settle in two hours: see the CloudFormation console.")
+
+
+def deploy(
+    target: Target, say: Printer = print, platform: str | None = package.LAMBDA_PLATFORM
+) -> dict[str, str]:
+    """Create or update the stack; a deploy with no change changes nothing. Its outputs."""
+    try:
+        code = upload_package(target, say, platform)
+        name, description = create_change_set(target, code)
+        if description is None:
+            say(f"No changes: stack {target.stack!r} is up to date.")
+            return outputs(target)
+        say(f"Change set {name}:")
+        for line in _describe_changes(description):
+            say(line)
+        started = time.time()
+        _client("cloudformation", target).execute_change_set(
+            StackName=target.stack, ChangeSetName=name
+        )
+        status = _follow(target, started, say)
+    except (ClientError, BotoCoreError) as exc:
+        raise explain(exc, target) from exc
+    if status not in TERMINAL_OK:
+        raise DeployError(
+            f"Deploy ended in {status}: the events above say which resource failed and why."
+        )
+    return outputs(target)
+
+
+def diff(
+    target: Target, say: Printer = print, platform: str | None = package.LAMBDA_PLATFORM
+) -> list[str]:
+    """What a deploy would change, without changing anything."""
+    try:
+        code = upload_package(target, say, platform)
+        name, description = create_change_set(target, code)
+        if description is None:
+            return []
+        _client("cloudformation", target).delete_change_set(
+            StackName=target.stack, ChangeSetName=name
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise explain(exc, target) from exc
+    return _describe_changes(description)
+
+
+def destroy(target: Target, say: Printer = print) -> None:
+    """Delete the stack (tables included) and the artifact bucket."""
+    try:
+        if stack_status(target) is None:
+            say(f"Stack {target.stack!r} does not exist: nothing to remove.")
+        else:
+            started = time.time()
+            _client("cloudformation", target).delete_stack(StackName=target.stack)
+            status = _follow(target, started, say)
+            if status != "DELETE_COMPLETE":
+                raise DeployError(
+                    f"Delete ended in {status}: see the events above, fix, and run destroy again."
+                )
+        _delete_bucket(target, artifact_bucket(target), say)
+    except (ClientError, BotoCoreError) as exc:
+        raise explain(exc, target) from exc
+
+
+def _delete_bucket(target: Target, bucket: str, say: Printer) -> None:
+    s3 = _client("s3", target)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        say(f"Removed artifact bucket {bucket}.")
+    except ClientError as exc:
+        if aws.error_code(exc) != "NoSuchBucket":
+            raise
