@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cost":
         print(cost.render(cost.monthly_cost(args.events_per_month), args.events_per_month))
         return 0
-    settings = settings_from_env(region=args.region, endpoint_url=args.endpoint_url)
+    settings = settings_from_env(
+        resolve_stack=False, region=args.region, endpoint_url=args.endpoint_url
+    )
     target = Target(stack=args.stack, settings=settings, edge=not args.data_path_only)
     try:
         if args.command == "deploy":

@@ -230,7 +230,12 @@ def _follow(target: Target, since: float, say: Printer) -> str:
     cfn = _client("cloudformation", target)
     seen: set[str] = set()
     for _ in range(3600):
-        events = cfn.describe_stack_events(StackName=target.stack)["StackEvents"]
+        try:
+            events = cfn.describe_stack_events(StackName=target.stack)["StackEvents"]
+        except ClientError as exc:
+            if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+                return "DELETE_COMPLETE"  # deleted between two polls
+            raise
         for event in reversed(events):
             if event["EventId"] in seen or event["Timestamp"].timestamp() < since - 1:
                 continue

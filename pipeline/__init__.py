@@ -15,7 +15,11 @@ from typing import Any
 from pipeline.config import Settings, settings_from_env
 from pipeline.errors import BackendUnavailable, MalformedMessage, MissingResource, PipelineError
 
-_LAZY = {"COLUMNS": "pipeline.query", "load_events": "pipeline.query", "load_drops": "pipeline.query"}
+_LAZY = {
+    "COLUMNS": "pipeline.query",
+    "load_events": "pipeline.query",
+    "load_drops": "pipeline.query",
+}
 
 __all__ = [
     "COLUMNS",

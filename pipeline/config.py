@@ -20,6 +20,7 @@ ENV_QUEUE_NAME = "PIPELINE_QUEUE_NAME"
 ENV_DLQ_NAME = "PIPELINE_DLQ_NAME"
 ENV_RETENTION_DAYS = "PIPELINE_RETENTION_DAYS"
 ENV_RESPECT_DNT = "PIPELINE_RESPECT_DNT"
+ENV_STACK = "PIPELINE_STACK"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
@@ -62,8 +63,14 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-    """Settings from the environment, with explicit keyword arguments winning."""
+def settings_from_env(
+    env: Mapping[str, str] | None = None, resolve_stack: bool = True, **overrides: Any
+) -> Settings:
+    """Settings from the environment, with explicit keyword arguments winning.
+
+    With `PIPELINE_STACK` set (and no table name given), the table and queue names come
+    from that CloudFormation stack's outputs: the stack name alone is enough.
+    """
     env = os.environ if env is None else env
     found: dict[str, Any] = {
         "endpoint_url": env.get(ENV_ENDPOINT_URL) or None,
@@ -78,4 +85,10 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: Any) ->
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return Settings().with_overrides(**found).with_overrides(**overrides)
+    settings = Settings().with_overrides(**found)
+    stack = env.get(ENV_STACK)
+    if resolve_stack and stack and not (found["events_table"] or overrides.get("events_table")):
+        from pipeline.stack import settings_for_stack  # I/O, only when a stack is named
+
+        settings = settings_for_stack(stack, settings.with_overrides(**overrides))
+    return settings.with_overrides(**overrides)
