@@ -107,6 +107,8 @@ def outputs(target: Target) -> dict[str, str]:
                 f"Stack {target.stack!r} does not exist: deploy it with `python -m infra deploy`."
             ) from exc
         raise explain(exc, target) from exc
+    except BotoCoreError as exc:
+        raise explain(exc, target) from exc
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 

@@ -1,0 +1,88 @@
+"""The consumer's deployment package, unzipped into a clean directory and run against moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra import package
+from pipeline import load_events
+
+pytestmark = pytest.mark.integration
+
+RUN_HANDLER = """
+import json, sys
+import pipeline.consumer
+assert pipeline.consumer.__file__.startswith(sys.argv[1]), pipeline.consumer.__file__
+event = json.loads(sys.stdin.read())
+print(json.dumps(pipeline.consumer.handler(event, None)))
+print(json.dumps(sorted(m for m in ("pandas", "streamlit", "moto") if m in sys.modules)))
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    # Built for this machine so it can run here; the deploy builds the same for arm64 Lambda.
+    archive = tmp_path_factory.mktemp("package") / "consumer.zip"
+    package.build(archive, platform=None)
+    return archive
+
+
+def test_package_holds_the_consumer_and_its_dependencies_only(built):
+    names = zipfile.ZipFile(built).namelist()
+    assert "pipeline/consumer.py" in names and "pipeline/demo.py" not in names
+    assert any(n.startswith("ua_parser/") for n in names) and any(
+        n.startswith("crawlerdetect/") for n in names
+    )
+    assert not any(n.startswith(("pandas/", "streamlit/", "moto/", "boto3/")) for n in names)
+
+
+def test_the_same_inputs_build_the_same_bytes(built, tmp_path):
+    assert (
+        package.build(tmp_path / "again.zip", platform=None)
+        == __import__("hashlib").sha256(built.read_bytes()).hexdigest()
+    )
+
+
+def test_unzipped_handler_stores_an_sqs_event_in_moto(
+    built, server_settings, message_factory, sqs_record, tmp_path
+):
+    clean = tmp_path / "lambda"
+    zipfile.ZipFile(built).extractall(clean)
+    event = {"Records": [sqs_record(message_factory(), "good"), sqs_record("not json", "bad")]}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(clean),
+        "AWS_ENDPOINT_URL": server_settings.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PIPELINE_EVENTS_TABLE": server_settings.events_table,
+        "PIPELINE_SALTS_TABLE": server_settings.salts_table,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_HANDLER, str(clean)],
+        input=json.dumps(event), cwd=clean, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    response, heavy = result.stdout.strip().splitlines()
+    assert json.loads(response) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert json.loads(heavy) == []
+    now = datetime.now(UTC)
+    assert (
+        len(
+            load_events(
+                "example.com",
+                now - timedelta(minutes=5),
+                now + timedelta(minutes=5),
+                settings=server_settings,
+            )
+        )
+        == 1
+    )
