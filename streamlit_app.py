@@ -3,10 +3,15 @@
 import streamlit as st
 
 from dashboard.data import backend
+from pipeline import PipelineError
 
 st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
 
-current = backend()
+try:
+    current = backend()
+except PipelineError as exc:
+    st.error(f"**The analytics backend is not reachable.** {exc}")
+    st.stop()
 if current.is_demo:
     st.info(
         "**Demo data.** No AWS is configured, so this runs on an embedded local emulator with "

@@ -8,9 +8,16 @@ from datetime import datetime
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 import pipeline
-from pipeline.config import ENV_ENDPOINT_URL, ENV_EVENTS_TABLE, Settings, settings_from_env
+from pipeline.config import (
+    ENV_ENDPOINT_URL,
+    ENV_EVENTS_TABLE,
+    ENV_STACK,
+    Settings,
+    settings_from_env,
+)
 from pipeline.demo import DEMO_SITE, load_demo
 from pipeline.emulator import EmbeddedAWS
 from pipeline.resources import create_resources
@@ -23,13 +30,37 @@ class Backend:
     default_site: str
 
 
+# Streamlit Community Cloud has no environment to set: its secrets ([aws] in secrets.toml)
+# become the same variables a terminal would set.
+SECRET_VARIABLES = {
+    "access_key_id": "AWS_ACCESS_KEY_ID",
+    "secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "region": "AWS_REGION",
+    "stack": ENV_STACK,
+    "endpoint_url": ENV_ENDPOINT_URL,
+    "site": "PIPELINE_SITE",
+}
+
+
+def apply_secrets() -> None:
+    """Copy `st.secrets["aws"]` into the environment; variables already set win."""
+    try:
+        section = st.secrets.get("aws", {})
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return
+    for key, variable in SECRET_VARIABLES.items():
+        if key in section:
+            os.environ.setdefault(variable, str(section[key]))
+
+
 def aws_configured() -> bool:
-    return bool(os.environ.get(ENV_ENDPOINT_URL) or os.environ.get(ENV_EVENTS_TABLE))
+    return any(os.environ.get(name) for name in (ENV_ENDPOINT_URL, ENV_EVENTS_TABLE, ENV_STACK))
 
 
 @st.cache_resource(show_spinner="Starting the local AWS emulator and loading demo traffic…")
 def backend() -> Backend:
     """The configured AWS backend, or (when none is configured) the embedded demo."""
+    apply_secrets()
     if aws_configured():
         return Backend(
             settings_from_env(), is_demo=False, default_site=os.environ.get("PIPELINE_SITE", "")
