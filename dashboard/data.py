@@ -72,6 +72,11 @@ def backend() -> Backend:
     return Backend(settings, is_demo=True, default_site=DEMO_SITE)
 
 
-@st.cache_data(ttl=300, show_spinner="Loading events…")
 def events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return pipeline.load_events(site, start, end, settings=backend().settings)
+    return _events(backend().settings, site, start, end)
+
+
+# The settings are part of the key: data cached for one backend is never served for another.
+@st.cache_data(ttl=300, show_spinner="Loading events…")
+def _events(settings: Settings, site: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return pipeline.load_events(site, start, end, settings=settings)

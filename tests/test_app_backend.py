@@ -23,6 +23,7 @@ def fresh_backend(monkeypatch) -> Iterator[None]:
     st.cache_resource.clear()
     yield
     st.cache_resource.clear()
+    st.cache_data.clear()
     # apply_secrets writes os.environ directly; put it back as it was.
     os.environ.clear()
     os.environ.update(saved)
