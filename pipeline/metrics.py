@@ -1,14 +1,109 @@
 """Metric maths on the events frame: pure pandas, shared by the dashboard and notebooks.
 
-Unique visitors over several days are the sum of each UTC day's unique visitors: the
-visitor hash's salt rotates daily, so one person on two days is two hashes by design.
+Definitions follow Plausible, so numbers can be compared:
+
+- **Visit**: one visitor's events with no gap of 30 minutes or more.
+- **Unique visitors**: distinct visitor hashes. The hash's salt rotates every UTC day, so one
+  person on two days is two hashes by design: over several days, unique visitors are the sum
+  of each day's unique visitors.
+- **Bounce rate**: visits with exactly one pageview and no custom event, over visits.
+- **Visit duration**: last event time - first event time of a visit, averaged over visits.
+- **Views per visit**: pageviews / visits.
+- **Current visitors**: distinct visitors with an event in the last 5 minutes.
+
+Edge cases, written down once: every metric of an empty frame is 0 (rates too, never NaN);
+a percent change from a zero or missing baseline is `None` (shown as "—"), except 0 → 0,
+which is 0 %.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
-from pipeline.enrich import PAGEVIEW
+PAGEVIEW = "pageview"
+VISIT_GAP = pd.Timedelta(minutes=30)
+CURRENT_WINDOW = pd.Timedelta(minutes=5)
+INTERVALS = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
+# Dimensions that describe a whole visit: a visit counts for the value its first event has.
+VISIT_DIMENSIONS = (
+    "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+    "utm_content", "country", "region", "city", "browser", "browser_version", "os",
+    "os_version", "device", "screen", "hostname",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Summary:
+    visitors: int
+    visits: int
+    pageviews: int
+    views_per_visit: float
+    bounce_rate: float  # 0..1
+    visit_duration: float  # seconds
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator) / denominator if denominator else 0.0
+
+
+def filter_events(events: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFrame:
+    """Rows where every `column == value` holds (filters combine with AND)."""
+    mask = np.ones(len(events), dtype=bool)
+    for column, value in filters.items():
+        mask &= (events[column].astype(str) == str(value)).to_numpy()
+    return events[mask]
+
+
+def with_visits(events: pd.DataFrame) -> pd.DataFrame:
+    """The events ordered by visitor and time, with a `visit` number per visit."""
+    if events.empty:
+        return events.assign(visit=pd.Series(dtype="int64"))
+    codes, _ = pd.factorize(events["visitor"])
+    stamps = events["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype("int64")
+    order = np.lexsort((stamps, codes))
+    codes, stamps = codes[order], stamps[order]
+    gap_us = VISIT_GAP // pd.Timedelta(microseconds=1)
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (codes[1:] != codes[:-1]) | (np.diff(stamps) >= gap_us)
+    return events.iloc[order].assign(visit=np.cumsum(starts) - 1)
+
+
+def visits(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per visit: visitor, start, end, duration (s), pageviews, custom events,
+    bounce, entry and exit page, and the visit's first value of every visit dimension."""
+    ordered = with_visits(events)
+    columns = ["visit", "visitor", "start", "end", "duration", "pageviews", "custom_events"]
+    columns += ["bounce", "entry_page", "exit_page"]
+    if ordered.empty:
+        return pd.DataFrame(columns=columns + [c for c in VISIT_DIMENSIONS if c in events])
+    is_pageview = (ordered["name"] == PAGEVIEW).to_numpy()
+    grouped = ordered.assign(_pv=is_pageview, _custom=~is_pageview).groupby("visit", sort=True)
+    first, last = grouped.head(1).set_index("visit"), grouped.tail(1).set_index("visit")
+    pages = ordered[is_pageview].groupby("visit")["path"]
+    table = pd.DataFrame(
+        {
+            "visitor": first["visitor"],
+            "start": first["ts"],
+            "end": last["ts"],
+            "pageviews": grouped["_pv"].sum(),
+            "custom_events": grouped["_custom"].sum(),
+            "entry_page": pages.first(),
+            "exit_page": pages.last(),
+        }
+    )
+    table["duration"] = (table["end"] - table["start"]).dt.total_seconds()
+    table["bounce"] = (table["pageviews"] == 1) & (table["custom_events"] == 0)
+    for column in VISIT_DIMENSIONS:
+        if column in first:
+            table[column] = first[column]
+    return table.reset_index()[columns + [c for c in VISIT_DIMENSIONS if c in first]]
 
 
 def pageviews(events: pd.DataFrame) -> int:
@@ -16,21 +111,222 @@ def pageviews(events: pd.DataFrame) -> int:
 
 
 def unique_visitors(events: pd.DataFrame) -> int:
-    """Sum over UTC days of the distinct visitor hashes of that day (0 for no events)."""
+    """Distinct visitor hashes (= the sum of daily uniques; see the module docstring)."""
+    return int(events["visitor"].nunique())
+
+
+def summary(events: pd.DataFrame) -> Summary:
+    """The six top-line numbers."""
+    table = visits(events)
+    count = len(table)
+    views = pageviews(events)
+    return Summary(
+        visitors=unique_visitors(events),
+        visits=count,
+        pageviews=views,
+        views_per_visit=_ratio(views, count),
+        bounce_rate=_ratio(table["bounce"].sum(), count) if count else 0.0,
+        visit_duration=float(table["duration"].mean()) if count else 0.0,
+    )
+
+
+def percent_change(current: float, previous: float | None) -> float | None:
+    """Change in percent; None from a missing or zero baseline (except 0 → 0, which is 0)."""
+    if previous is None or pd.isna(previous):
+        return None
+    if previous == 0:
+        return 0.0 if current == 0 else None
+    return (current - previous) / previous * 100
+
+
+def _visit_stats(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    grouped = table.groupby(key, observed=True, sort=False)
+    return pd.DataFrame(
+        {
+            "visitors": grouped["visitor"].nunique(),
+            "visits": grouped.size(),
+            "pageviews": grouped["pageviews"].sum(),
+            "bounce_rate": grouped["bounce"].mean(),
+            "visit_duration": grouped["duration"].mean(),
+        }
+    )
+
+
+def breakdown(events: pd.DataFrame, dimension: str, limit: int | None = None) -> pd.DataFrame:
+    """Top values of `dimension`, most visitors first.
+
+    `path` counts the page's own visitors and pageviews (bounce rate and duration of visits
+    that entered there); `entry_page`/`exit_page` and the visit dimensions (source, UTM,
+    place, device, ...) count each visit once, for its first event's value; `name` counts
+    events. Columns: value, visitors, visits, pageviews, bounce_rate, visit_duration.
+    """
+    columns = ["value", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]
     if events.empty:
-        return 0
-    return int(events.groupby(events["ts"].dt.date)["visitor"].nunique().sum())
+        return pd.DataFrame(columns=columns)
+    table = visits(events)
+    if dimension == "path":
+        page_views = events[events["name"] == PAGEVIEW]
+        grouped = page_views.groupby("path", observed=True)
+        stats = pd.DataFrame(
+            {"visitors": grouped["visitor"].nunique(), "pageviews": grouped.size()}
+        )
+        entries = _visit_stats(table, "entry_page")[["visits", "bounce_rate", "visit_duration"]]
+        stats = stats.join(entries, how="left").fillna(
+            {"visits": 0, "bounce_rate": 0.0, "visit_duration": 0.0}
+        )
+    elif dimension == "name":
+        grouped = events.groupby("name", observed=True)
+        stats = pd.DataFrame(
+            {"visitors": grouped["visitor"].nunique(), "pageviews": grouped.size()}
+        )
+        stats = stats.assign(visits=0, bounce_rate=0.0, visit_duration=0.0)
+    else:
+        stats = _visit_stats(table, dimension)
+    stats = stats.rename_axis("value").reset_index()
+    stats["value"] = stats["value"].astype(str)
+    stats = stats.sort_values(
+        ["visitors", "pageviews", "value"], ascending=[False, False, True], kind="stable"
+    )
+    stats = stats[columns].reset_index(drop=True)
+    return stats.head(limit) if limit else stats
+
+
+def timeseries(
+    events: pd.DataFrame,
+    interval: str = "day",
+    tz: str = "UTC",
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Visitors, visits and pageviews per hour/day/week/month in time zone `tz`.
+
+    Every bucket from `start` to `end` (exclusive; default: the first and last event) is
+    there, 0 where nothing happened. A visit counts in the bucket where it starts.
+    """
+    columns = ["bucket", "visitors", "visits", "pageviews"]
+    buckets = _floor(events["ts"].dt.tz_convert(tz), interval)
+    stats = pd.DataFrame(
+        {
+            "visitors": events["visitor"].groupby(buckets).nunique(),
+            "pageviews": (events["name"] == PAGEVIEW).groupby(buckets).sum(),
+        }
+    )
+    table = visits(events)
+    starts = _floor(table["start"].dt.tz_convert(tz), interval) if len(table) else None
+    stats["visits"] = starts.value_counts() if starts is not None else 0
+    first = _bucket_of(start, tz, interval) if start is not None else stats.index.min()
+    last = (
+        _bucket_of(pd.Timestamp(end) - pd.Timedelta(microseconds=1), tz, interval)
+        if end is not None
+        else stats.index.max()
+    )
+    if pd.isna(first) or pd.isna(last):
+        return pd.DataFrame(columns=columns)
+    full = pd.DatetimeIndex(_bucket_range(first, last, interval), name="bucket")
+    stats = stats.reindex(full).fillna(0).astype("int64")
+    return stats.reset_index()[columns]
+
+
+def _bucket_of(moment: pd.Timestamp, tz: str, interval: str) -> pd.Timestamp:
+    return _floor(pd.Series([pd.Timestamp(moment).tz_convert(tz)]), interval).iloc[0]
+
+
+def _bucket_range(first: pd.Timestamp, last: pd.Timestamp, interval: str) -> list[pd.Timestamp]:
+    buckets, current = [], first
+    while current <= last:
+        buckets.append(current)
+        current = _bucket_of(_next(current, interval), str(current.tz), interval)
+    return buckets
+
+
+def _next(bucket: pd.Timestamp, interval: str) -> pd.Timestamp:
+    # Calendar steps in local time, so days stay days across daylight-saving changes.
+    steps = {
+        "hour": pd.Timedelta(hours=1),
+        "day": pd.DateOffset(days=1),
+        "week": pd.DateOffset(weeks=1),
+        "month": pd.DateOffset(months=1),
+    }
+    return (
+        bucket + steps[interval]
+        if interval != "hour"
+        else (bucket.tz_convert("UTC") + steps["hour"]).tz_convert(bucket.tz)
+    )
+
+
+def _floor(local: pd.Series, interval: str) -> pd.Series:
+    if interval == "hour":
+        return local.dt.floor("h", ambiguous="NaT", nonexistent="shift_forward")
+    days = local.dt.normalize()
+    if interval == "day":
+        return days
+    if interval == "week":
+        return days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+    return days - pd.to_timedelta(days.dt.day - 1, unit="D")
 
 
 def daily_series(events: pd.DataFrame, tz: str = "UTC") -> pd.DataFrame:
-    """Per day in `tz`: `visitors` (distinct hashes) and `pageviews`; days without events are 0."""
-    columns = ["day", "visitors", "pageviews"]
-    if events.empty:
+    """Per day in `tz`: `visitors` and `pageviews` (kept for the first dashboard page)."""
+    series = timeseries(events, "day", tz)
+    return series.rename(columns={"bucket": "day"})[["day", "visitors", "pageviews"]]
+
+
+def current_visitors(events: pd.DataFrame, now: pd.Timestamp) -> int:
+    now = pd.Timestamp(now)
+    recent = events[(events["ts"] > now - CURRENT_WINDOW) & (events["ts"] <= now)]
+    return int(recent["visitor"].nunique())
+
+
+def goal_conversions(events: pd.DataFrame, goals: Sequence[str]) -> pd.DataFrame:
+    """Per goal (a custom event name, or a page path starting with "/"): the visitors who
+    completed it, how often, and the conversion rate (those visitors / all visitors)."""
+    total = unique_visitors(events)
+    rows = []
+    for goal in goals:
+        done = _goal_mask(events, goal)
+        uniques = int(events.loc[done, "visitor"].nunique())
+        rows.append(
+            {
+                "goal": goal,
+                "visitors": uniques,
+                "events": int(done.sum()),
+                "conversion_rate": _ratio(uniques, total),
+            }
+        )
+    return pd.DataFrame(rows, columns=["goal", "visitors", "events", "conversion_rate"])
+
+
+def _goal_mask(events: pd.DataFrame, goal: str) -> pd.Series:
+    if goal.startswith("/"):
+        return (events["name"] == PAGEVIEW) & (events["path"] == goal)
+    return events["name"] == goal
+
+
+def funnel(events: pd.DataFrame, steps: Sequence[str]) -> pd.DataFrame:
+    """An ordered funnel within visits: how many visits reached each step after the previous
+    ones (a step is an event name, or a page path starting with "/")."""
+    columns = ["step", "visits", "conversion_rate", "drop_off"]
+    if not steps:
         return pd.DataFrame(columns=columns)
-    local = events.assign(day=events["ts"].dt.tz_convert(tz).dt.floor("D"))
-    grouped = local.groupby("day").agg(
-        visitors=("visitor", "nunique"),
-        pageviews=("name", lambda names: int((names == PAGEVIEW).sum())),
+    ordered = with_visits(events)
+    # For every visit, the time at which it completed the funnel so far (NaT = not reached).
+    reached = pd.Series(
+        pd.Timestamp.min.tz_localize("UTC"), index=pd.Index(ordered["visit"].unique())
     )
-    full = pd.date_range(grouped.index.min(), grouped.index.max(), freq="D", tz=tz, name="day")
-    return grouped.reindex(full, fill_value=0).reset_index()[columns]
+    counts = []
+    for step in steps:
+        hits = ordered[_goal_mask(ordered, step).to_numpy()]
+        hits = hits[hits["ts"].to_numpy() >= reached.reindex(hits["visit"]).to_numpy()]
+        reached = hits.groupby("visit")["ts"].min()
+        counts.append(len(reached))
+    start = counts[0]
+    rows = [
+        {
+            "step": step,
+            "visits": n,
+            "conversion_rate": _ratio(n, start),
+            "drop_off": (_ratio(prev - n, prev) if i else 0.0),
+        }
+        for i, (step, n, prev) in enumerate(zip(steps, counts, [start, *counts[:-1]], strict=True))
+    ]
+    return pd.DataFrame(rows, columns=columns)
