@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 import pipeline
+from pipeline import health
 from pipeline.config import (
     ENV_ENDPOINT_URL,
     ENV_EVENTS_TABLE,
@@ -80,3 +81,22 @@ def events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
 @st.cache_data(ttl=300, show_spinner="Loading events…")
 def _events(settings: Settings, site: str, start: datetime, end: datetime) -> pd.DataFrame:
     return pipeline.load_events(site, start, end, settings=settings)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _live(settings: Settings, site: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return pipeline.load_events(site, start, end, settings=settings)
+
+
+def live_events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The last minutes, cached only seconds (the real-time page refreshes every 10 s)."""
+    return _live(backend().settings, site, start, end)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _queue_health(settings: Settings) -> dict[str, int | None]:
+    return health.queue_health(settings)
+
+
+def queue_health() -> dict[str, int | None]:
+    return _queue_health(backend().settings)

@@ -1,45 +1,89 @@
-"""Overview: visitors, pageviews and the daily chart for a site and date range."""
+"""Overview: the six top-line numbers, the time chart, insights and the top breakdowns."""
 
-from datetime import UTC, datetime, time, timedelta
-
-import plotly.express as px
 import streamlit as st
 
-from dashboard.data import backend, events
-from pipeline import PipelineError, metrics
+from dashboard import charts
+from dashboard import format as fmt
+from dashboard.context import filterable_table, load
+from pipeline import anomalies, metrics
 
-current = backend()
-today = datetime.now(UTC).date()
-site = st.sidebar.text_input("Site", value=current.default_site, key="site")
-chosen = st.sidebar.date_input("Dates", value=(today - timedelta(days=27), today), key="dates")
-first, last = (chosen[0], chosen[-1]) if isinstance(chosen, tuple) and chosen else (today, today)
+data = load()
+st.title(f"{data.view.site} · {data.first:%d %b %Y} – {data.last:%d %b %Y}")
 
-st.title(f"Overview · {site or 'no site'}")
-if not site:
-    st.info("Choose a site in the sidebar.")
-    st.stop()
-try:
-    frame = events(
-        site,
-        datetime.combine(first, time.min, UTC),
-        datetime.combine(last + timedelta(days=1), time.min, UTC),
-    )
-except PipelineError as exc:
-    st.error(str(exc))
-    st.stop()
-
-if frame.empty:
-    st.info(
-        "No events for this site and period yet. Add the pixel to a page: "
-        '`<img src="https://<collector>/pixel?d=your-site.com" alt="">`'
-    )
-    st.stop()
-
-visitors, views = st.columns(2)
-visitors.metric("Unique visitors", f"{metrics.unique_visitors(frame):,}")
-views.metric("Pageviews", f"{metrics.pageviews(frame):,}")
-series = metrics.daily_series(frame)
-chart = px.line(
-    series, x="day", y=["visitors", "pageviews"], markers=True, labels={"value": "", "day": ""}
+now, before = (
+    metrics.summary(data.events),
+    metrics.summary(data.previous) if data.previous is not None else None,
 )
-st.plotly_chart(chart, width="stretch")
+cards = [
+    ("Unique visitors", "visitors", fmt.number),
+    ("Total visits", "visits", fmt.number),
+    ("Total pageviews", "pageviews", fmt.number),
+    ("Views per visit", "views_per_visit", lambda v: f"{v:.2f}"),
+    ("Bounce rate", "bounce_rate", fmt.percent),
+    ("Visit duration", "visit_duration", fmt.duration),
+]
+for column, (label, field, shown) in zip(st.columns(6), cards, strict=True):
+    change = metrics.percent_change(getattr(now, field), getattr(before, field)) if before else None
+    column.metric(
+        label,
+        shown(getattr(now, field)),
+        fmt.change(change),
+        delta_color="inverse" if field == "bounce_rate" else "normal",
+    )
+
+days = (data.last - data.first).days + 1
+interval = "hour" if days <= 2 else "day" if days <= 92 else "week"
+metric = st.radio(
+    "Chart",
+    ["visitors", "visits", "pageviews"],
+    horizontal=True,
+    key="overview_metric",
+    label_visibility="collapsed",
+)
+series = metrics.timeseries(data.events, interval, data.view.tz, data.start, data.end)
+previous = (
+    metrics.timeseries(data.previous, interval, data.view.tz)
+    if data.previous is not None and len(data.previous)
+    else None
+)
+flagged = (
+    anomalies.flag(series.set_index("bucket")[metric], anomalies.PERIODS[interval])
+    if interval in anomalies.PERIODS
+    else None
+)
+st.plotly_chart(
+    charts.time_chart(series, metric, previous, flagged), width="stretch", key="overview_chart"
+)
+
+found = anomalies.insights(data.events, data.view.tz)
+if found:
+    with st.expander(f"Insights ({len(found)})", expanded=True):
+        for line in found:
+            st.markdown(f"- {line}")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Top sources")
+    filterable_table(
+        metrics.breakdown(data.events, "referrer_source", limit=10)[
+            ["value", "visitors", "visits"]
+        ],
+        "referrer_source",
+        "top_sources",
+    )
+    st.subheader("Top countries")
+    countries = metrics.breakdown(data.events, "country", limit=10)[["value", "visitors", "visits"]]
+    filterable_table(countries, "country", "top_countries")
+with right:
+    st.subheader("Top pages")
+    filterable_table(
+        metrics.breakdown(data.events, "path", limit=10)[["value", "visitors", "pageviews"]],
+        "path",
+        "top_pages",
+    )
+    st.subheader("Devices")
+    filterable_table(
+        metrics.breakdown(data.events, "device")[["value", "visitors", "visits"]],
+        "device",
+        "top_devices",
+    )

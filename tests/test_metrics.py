@@ -199,7 +199,9 @@ def test_current_visitors(events):
     assert (
         metrics.current_visitors(events, pd.Timestamp("2026-11-20T10:08:00Z")) == 1
     )  # B at 10:05 and 10:06
-    assert metrics.current_visitors(events, pd.Timestamp("2026-11-20T10:10:30Z")) == 2  # A 10:10, B 10:06
+    assert (
+        metrics.current_visitors(events, pd.Timestamp("2026-11-20T10:10:30Z")) == 2
+    )  # A 10:10, B 10:06
     assert metrics.current_visitors(events, pd.Timestamp("2026-11-20T10:12:00Z")) == 1  # A only
 
 

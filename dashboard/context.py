@@ -1,0 +1,118 @@
+"""What every page needs: the current view, its data, and filter actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.data import events
+from dashboard.view import (
+    FILTER_DIMENSIONS,
+    View,
+    comparison_dates,
+    period_dates,
+    utc_bounds,
+    view_to_params,
+)
+from pipeline import PipelineError, metrics
+
+
+@dataclass(frozen=True)
+class Data:
+    view: View
+    first: date
+    last: date
+    start: datetime  # UTC bounds of first..last in the view's time zone
+    end: datetime
+    events: pd.DataFrame  # filtered
+    previous: pd.DataFrame | None  # the comparison range, filtered
+    unfiltered: pd.DataFrame
+
+
+def today(view: View) -> date:
+    return datetime.now(ZoneInfo(view.tz)).date()
+
+
+def current_view() -> View:
+    return st.session_state["view"]
+
+
+def set_view(view: View) -> None:
+    st.session_state["view"] = view
+    st.query_params.from_dict(view_to_params(view))
+
+
+def add_filter(dimension: str, value: str) -> None:
+    set_view(current_view().with_filter(dimension, value))
+
+
+def remove_filter(dimension: str) -> None:
+    set_view(current_view().without_filter(dimension))
+
+
+def load() -> Data:
+    """The view's events (filtered) and its comparison range; stops the page with a plain
+    sentence when the backend fails or there is nothing to show."""
+    view = current_view()
+    if not view.site:
+        st.info("Choose a site in the sidebar.")
+        st.stop()
+    first, last = period_dates(view, today(view))
+    start, end = utc_bounds(first, last, view.tz)
+    try:
+        unfiltered = events(view.site, start, end)
+        previous = None
+        compared = comparison_dates(first, last, view.compare)
+        if compared:
+            previous = metrics.filter_events(
+                events(view.site, *utc_bounds(*compared, view.tz)), dict(view.filters)
+            )
+    except PipelineError as exc:
+        st.error(str(exc))
+        st.stop()
+    filtered = metrics.filter_events(unfiltered, dict(view.filters))
+    if filtered.empty:
+        empty_state(view, bool(view.filters))
+        st.stop()
+    return Data(view, first, last, start, end, filtered, previous, unfiltered)
+
+
+def empty_state(view: View, filtered: bool) -> None:
+    if filtered:
+        st.info(
+            "No events match these filters in this period. Remove a filter (✕ above) or widen the dates."
+        )
+        return
+    st.info(
+        f"No events for **{view.site}** in this period yet. Add the script to your pages "
+        '(`<script defer data-domain="…" src="https://<collector>/script.js"></script>`, see the '
+        "README's *Install on your site*), or pick a wider date range."
+    )
+
+
+def filterable_table(
+    table: pd.DataFrame, dimension: str, key: str, label: str | None = None
+) -> None:
+    """A breakdown table; choosing a row filters the whole dashboard by that value."""
+    shown = table.rename(columns={"value": label or FILTER_DIMENSIONS.get(dimension, dimension)})
+    selection = st.dataframe(
+        shown,
+        key=key,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun" if dimension in FILTER_DIMENSIONS else "ignore",
+        selection_mode="single-row",
+        column_config={
+            "bounce_rate": st.column_config.NumberColumn("Bounce rate", format="percent"),
+            "visit_duration": st.column_config.NumberColumn("Visit duration (s)", format="%.0f"),
+            "conversion_rate": st.column_config.NumberColumn("Conversion", format="percent"),
+        },
+    )
+    rows = selection.selection.rows if dimension in FILTER_DIMENSIONS else []
+    if rows:
+        add_filter(dimension, str(table.iloc[rows[0]]["value"]))
+        st.rerun()

@@ -1,0 +1,31 @@
+"""Geography: visitor locations on a map, countries on a world map, and the tables."""
+
+import streamlit as st
+
+from dashboard import charts
+from dashboard.context import filterable_table, load
+from pipeline import metrics
+
+data = load()
+st.title("Geography")
+points = charts.city_points(data.events)
+if points.empty:
+    st.caption(
+        "No located visitors in this period (locally, without CloudFront's location headers, locations are unknown)."
+    )
+else:
+    st.pydeck_chart(charts.deck_map(points), key="geo_map")
+countries = metrics.breakdown(data.events, "country")
+st.plotly_chart(
+    charts.world_map(countries[countries["value"] != ""]), width="stretch", key="geo_world"
+)
+named = countries.assign(value=countries["value"])
+tab_countries, tab_regions, tab_cities = st.tabs(["Countries", "Regions", "Cities"])
+with tab_countries:
+    filterable_table(
+        named.assign(name=named["value"].map(charts.country_name)), "country", "geo_countries"
+    )
+with tab_regions:
+    filterable_table(metrics.breakdown(data.events, "region"), "region", "geo_regions")
+with tab_cities:
+    filterable_table(metrics.breakdown(data.events, "city"), "city", "geo_cities")

@@ -1,0 +1,46 @@
+"""Pipeline health: the queue, the DLQ, recent stored events and the monthly cost estimate."""
+
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from dashboard.context import current_view
+from dashboard.data import live_events, queue_health
+from infra import cost
+from pipeline import PipelineError
+
+st.title("Pipeline health")
+view, now = current_view(), datetime.now(UTC)
+try:
+    queue = queue_health()
+    last_hour = live_events(view.site, now - timedelta(hours=1), now)
+    last_month = len(live_events(view.site, now - timedelta(days=30), now))
+except PipelineError as exc:
+    st.error(str(exc))
+    st.stop()
+
+cards = st.columns(5)
+cards[0].metric("Queued", f"{queue['queued']:,}")
+cards[1].metric("In flight", f"{queue['in_flight']:,}")
+cards[2].metric("Dead-letter queue", f"{queue['dlq']:,}")
+cards[3].metric(
+    "Oldest message",
+    "n/a here" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']} s",
+    help="From CloudWatch on AWS; the local emulator has none.",
+)
+cards[4].metric(f"Stored in the last hour ({view.site})", f"{len(last_hour):,}")
+if queue["dlq"]:
+    st.warning(f"{queue['dlq']} message(s) failed three times and wait in the dead-letter queue.")
+
+st.subheader("Monthly cost estimate")
+lines = cost.monthly_cost(max(last_month, 1))
+st.caption(f"For {last_month:,} events in the last 30 days, at list prices ({cost.PRICES_AS_OF}).")
+st.dataframe(
+    [
+        {"Service": line.service, "Usage": line.usage, "USD per month": round(line.dollars, 2)}
+        for line in lines
+    ],
+    hide_index=True,
+    width="stretch",
+)
+st.metric("Total per month", f"${sum(line.dollars for line in lines):,.2f}")
