@@ -7,22 +7,12 @@ import streamlit as st
 
 from dashboard.context import current_view, remove_filter, set_view, today
 from dashboard.data import backend
+from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
 
 st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
 TIME_ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
-PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-    st.Page("pages/top_pages.py", title="Pages", icon="📄"),
-    st.Page("pages/sources.py", title="Sources", icon="🔗"),
-    st.Page("pages/geography.py", title="Geography", icon="🌍"),
-    st.Page("pages/devices.py", title="Devices", icon="💻"),
-    st.Page("pages/goals.py", title="Goals & funnels", icon="🎯"),
-    st.Page("pages/realtime.py", title="Real time", icon="⚡"),
-    st.Page("pages/explorer.py", title="Explorer", icon="🔎"),
-    st.Page("pages/health.py", title="Pipeline health", icon="🩺"),
-]
 
 try:
     current = backend()
@@ -104,4 +94,4 @@ if current_view().filters:
             args=(dimension,),
         )
 
-st.navigation(PAGES).run()
+st.navigation(pages()).run()

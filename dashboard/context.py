@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import events
+from dashboard.navigation import pages
 from dashboard.view import (
     FILTER_DIMENSIONS,
     View,
@@ -38,6 +39,12 @@ def today(view: View) -> date:
 
 
 def current_view() -> View:
+    if "view" not in st.session_state:
+        # A page run without the frame: Streamlit's legacy pages/ discovery does that for the
+        # first request of a fresh server when the URL names a page. Declaring the navigation
+        # switches the legacy mode off, and the rerun goes through streamlit_app.py.
+        st.navigation(pages())
+        st.rerun()
     return st.session_state["view"]
 
 

@@ -16,14 +16,19 @@ if points.empty:
 else:
     st.pydeck_chart(charts.deck_map(points), key="geo_map")
 countries = metrics.breakdown(data.events, "country")
+# The world's outline is served by this app (static/), not fetched from plotly's CDN: offline-safe.
 st.plotly_chart(
-    charts.world_map(countries[countries["value"] != ""]), width="stretch", key="geo_world"
+    charts.world_map(countries[countries["value"] != ""]),
+    width="stretch",
+    key="geo_world",
+    config={"topojsonURL": "/app/static/"},
 )
-named = countries.assign(value=countries["value"])
 tab_countries, tab_regions, tab_cities = st.tabs(["Countries", "Regions", "Cities"])
 with tab_countries:
     filterable_table(
-        named.assign(name=named["value"].map(charts.country_name)), "country", "geo_countries"
+        countries.assign(name=countries["value"].map(charts.country_name)),
+        "country",
+        "geo_countries",
     )
 with tab_regions:
     filterable_table(metrics.breakdown(data.events, "region"), "region", "geo_regions")

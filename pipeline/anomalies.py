@@ -29,7 +29,7 @@ def flag(
     seasons: int = 4,
     threshold: float = 3.5,
     min_change: float = 5,
-    min_history: int = 1,
+    min_history: int = 2,
 ) -> pd.DataFrame:
     """Columns value, baseline, ratio (value / baseline; NaN from a zero baseline), anomaly."""
     values = series.astype(float)
