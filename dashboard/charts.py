@@ -76,7 +76,11 @@ def world_map(by_country: pd.DataFrame) -> go.Figure:
     figure.update_layout(
         margin={"l": 0, "r": 0, "t": 0, "b": 0},
         height=380,
-        geo={"showframe": False, "projection_type": "natural earth", "projection_rotation": {"lon": 0}},
+        geo={
+            "showframe": False,
+            "projection_type": "natural earth",
+            "projection_rotation": {"lon": 0},
+        },
     )
     return figure
 

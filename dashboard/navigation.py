@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+
+# Absolute, so the pages resolve whichever script is the entry point (tests use their own).
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 
 def pages() -> list[st.Page]:
     return [
-        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-        st.Page("pages/top_pages.py", title="Pages", icon="📄"),
-        st.Page("pages/sources.py", title="Sources", icon="🔗"),
-        st.Page("pages/geography.py", title="Geography", icon="🌍"),
-        st.Page("pages/devices.py", title="Devices", icon="💻"),
-        st.Page("pages/goals.py", title="Goals & funnels", icon="🎯"),
-        st.Page("pages/realtime.py", title="Real time", icon="⚡"),
-        st.Page("pages/explorer.py", title="Explorer", icon="🔎"),
-        st.Page("pages/health.py", title="Pipeline health", icon="🩺"),
+        st.Page(PAGES_DIR / "overview.py", title="Overview", icon="📊", default=True),
+        st.Page(PAGES_DIR / "top_pages.py", title="Pages", icon="📄"),
+        st.Page(PAGES_DIR / "sources.py", title="Sources", icon="🔗"),
+        st.Page(PAGES_DIR / "geography.py", title="Geography", icon="🌍"),
+        st.Page(PAGES_DIR / "devices.py", title="Devices", icon="💻"),
+        st.Page(PAGES_DIR / "goals.py", title="Goals & funnels", icon="🎯"),
+        st.Page(PAGES_DIR / "realtime.py", title="Real time", icon="⚡"),
+        st.Page(PAGES_DIR / "explorer.py", title="Explorer", icon="🔎"),
+        st.Page(PAGES_DIR / "health.py", title="Pipeline health", icon="🩺"),
     ]

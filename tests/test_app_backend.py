@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.data import SECRET_VARIABLES
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+APP = str(Path(__file__).resolve().parent / "dashboard_entry.py")
 
 
 @pytest.fixture

@@ -1,0 +1,145 @@
+"""Every dashboard page under Streamlit's AppTest, on the embedded default with demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.context import today
+from dashboard.data import backend
+from dashboard.view import View, period_dates, utc_bounds
+from pipeline import load_events, metrics
+from pipeline.demo import DEMO_SITE
+
+APP = str(Path(__file__).resolve().parent / "dashboard_entry.py")
+PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
+PAGES = [
+    "overview",
+    "top_pages",
+    "sources",
+    "geography",
+    "devices",
+    "goals",
+    "realtime",
+    "explorer",
+    "health",
+]
+
+
+def run(**params: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180)
+    for key, value in params.items():
+        app.query_params[key] = value
+    return app.run()
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    return run()
+
+
+def expected_cards(view: View) -> dict[str, str]:
+    first, last = period_dates(view, today(view))
+    events = load_events(view.site, *utc_bounds(first, last, view.tz), settings=backend().settings)
+    events = metrics.filter_events(events, dict(view.filters))
+    s = metrics.summary(events)
+    return {
+        "Unique visitors": f"{s.visitors:,}",
+        "Total visits": f"{s.visits:,}",
+        "Total pageviews": f"{s.pageviews:,}",
+        "Views per visit": f"{s.views_per_visit:.2f}",
+        "Bounce rate": f"{s.bounce_rate * 100:.0f}%",
+    }
+
+
+def cards(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric if metric.label != "Visit duration"}
+
+
+def test_embedded_default_is_labelled_demo_data(app):
+    assert not app.exception
+    assert any("Demo data" in info.value for info in app.info)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception_or_error(app, page):
+    app.switch_page(str(PAGES_DIR / f"{page}.py")).run()
+    assert not app.exception, app.exception
+    assert not app.error
+    assert app.title
+
+
+def test_overview_numbers_equal_pipeline_metrics(app):
+    app.switch_page(str(PAGES_DIR / "overview.py")).run()
+    assert cards(app) == expected_cards(View(site=DEMO_SITE))
+    assert int(cards(app)["Total pageviews"].replace(",", "")) > 1000
+
+
+def test_a_filter_in_the_url_changes_the_numbers_and_shows_a_removable_chip():
+    unfiltered = cards(run())
+    filtered_app = run(**{"f.country": "DE"})
+    assert cards(filtered_app) == expected_cards(View(site=DEMO_SITE, filters=(("country", "DE"),)))
+    assert cards(filtered_app) != unfiltered
+    chip = filtered_app.button(key="chip-country")
+    assert chip.label == "✕ Country: DE"
+    chip.click().run()
+    assert cards(filtered_app) == unfiltered
+    assert "f.country" not in filtered_app.query_params
+
+
+def test_adding_a_filter_from_the_sidebar(app):
+    fresh = run()
+    fresh.sidebar.selectbox(key="filter_dimension").set_value("referrer_source")
+    fresh.sidebar.text_input(key="filter_value").set_value("Google")
+    fresh.sidebar.button(key="filter_add").click().run()
+    assert cards(fresh) == expected_cards(
+        View(site=DEMO_SITE, filters=(("referrer_source", "Google"),))
+    )
+    assert fresh.query_params["f.referrer_source"] == "Google"
+
+
+def test_the_url_restores_the_view():
+    restored = run(period="7d", compare="previous", tz="America/New_York")
+    assert not restored.exception
+    assert restored.sidebar.selectbox(key="period").value == "7d"
+    assert restored.sidebar.selectbox(key="compare").value == "previous"
+    assert restored.sidebar.selectbox(key="tz").value == "America/New_York"
+    view = View(site=DEMO_SITE, period="7d", compare="previous", tz="America/New_York")
+    assert cards(restored) == expected_cards(view)
+    # Deltas against the previous 7 days are shown.
+    assert any(metric.delta for metric in restored.metric)
+
+
+def test_changing_the_period_changes_the_numbers(app):
+    fresh = run()
+    before = cards(fresh)
+    fresh.sidebar.selectbox(key="period").set_value("today").run()
+    assert cards(fresh) == expected_cards(View(site=DEMO_SITE, period="today"))
+    assert cards(fresh) != before
+    assert fresh.query_params["period"] == "today"
+
+
+def test_a_malformed_url_falls_back_to_defaults():
+    odd = run(period="forever", tz="Mars/Olympus", compare="yesterday", **{"f.nope": "x"})
+    assert not odd.exception
+    assert odd.sidebar.selectbox(key="period").value == "30d"
+    assert odd.sidebar.selectbox(key="tz").value == "UTC"
+
+
+def test_an_unknown_site_shows_an_empty_state_not_an_error():
+    empty = run(site="nobody.example")
+    assert not empty.exception and not empty.error
+    assert any("No events for **nobody.example**" in info.value for info in empty.info)
+
+
+def test_pages_table_numbers_equal_the_breakdown(app):
+    app.switch_page(str(PAGES_DIR / "top_pages.py")).run()
+    shown = app.dataframe[0].value
+    view = View(site=DEMO_SITE)
+    first, last = period_dates(view, today(view))
+    events = load_events(DEMO_SITE, *utc_bounds(first, last, "UTC"), settings=backend().settings)
+    expected = metrics.breakdown(events, "path")
+    assert shown["Page"].tolist() == expected["value"].tolist()
+    assert shown["visitors"].tolist() == expected["visitors"].tolist()
