@@ -1,0 +1,119 @@
+"""`streamlit run` in a real headless Chromium: every page renders, screenshots are saved, and
+an event whose path is markup shows as text and runs nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from playwright.sync_api import Browser, sync_playwright
+
+from bench.browser import CHROMIUM_ARGS, chromium_path
+from pipeline.consumer import Consumer
+from pipeline.demo import DEMO_SITE, load_demo
+from pipeline.emulator import free_port
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+XSS_PATH = "/<img src=x onerror=alert(1)>"
+PAGES = {"": "Overview", "top_pages": "Pages", "sources": "Sources", "geography": "Geography", "devices": "Devices", "goals": "Goals & funnels", "realtime": "Real time", "explorer": "Explorer", "health": "Pipeline health"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
+    from pipeline.config import Settings
+    from pipeline.contract import build_message, encode_message
+    from pipeline.resources import create_resources
+    from tests.conftest import CHROME_UA
+
+    settings = Settings.for_prefix(f"ui{os.getpid()}", endpoint_url=moto_server)
+    create_resources(settings)
+    now = datetime.now(UTC)
+    load_demo(settings, now=now, days=7, progress=False)
+    xss = encode_message(
+        build_message(
+            f"d={DEMO_SITE}&u=https%3A%2F%2F{DEMO_SITE}{requests.utils.quote(XSS_PATH)}&n=%3Cscript%3Ealert(2)%3C%2Fscript%3E",
+            {"User-Agent": CHROME_UA},
+            "203.0.113.9",
+            int((now - timedelta(minutes=3)).timestamp() * 1000),
+            "xss-1",
+        )
+    )
+    assert Consumer(settings).process([{"messageId": "xss", "body": xss}]).stored == 1
+    port = free_port()
+    env = os.environ | {
+        "AWS_ENDPOINT_URL": moto_server,
+        "PIPELINE_EVENTS_TABLE": settings.events_table,
+        "PIPELINE_SALTS_TABLE": settings.salts_table,
+        "PIPELINE_QUEUE_NAME": settings.queue_name,
+        "PIPELINE_DLQ_NAME": settings.dlq_name,
+        "PIPELINE_SITE": DEMO_SITE,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/_stcore/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=[name or "overview" for name in PAGES])
+def test_every_page_renders_in_chromium_without_an_exception(
+    dashboard, browser, artifacts_dir, path
+):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{dashboard}/{path}?period=7d")
+    page.get_by_role("heading", level=1).first.wait_for(timeout=90_000)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(artifacts_dir / f"dashboard-{path or 'overview'}.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert dialogs == []
+    page.close()
+
+
+def test_markup_in_event_data_shows_as_text_and_runs_nothing(dashboard, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{dashboard}/realtime")
+    page.get_by_text("Live feed").wait_for(timeout=90_000)
+    page.wait_for_timeout(2000)
+    feed = page.locator('[data-testid="stDataFrame"]').last
+    feed.wait_for()
+    page.goto(f"{dashboard}/explorer?period=today")
+    page.get_by_text("events").first.wait_for(timeout=60_000)
+    page.get_by_label("Search every column").fill("onerror")
+    page.keyboard.press("Enter")
+    page.get_by_text("1 events").wait_for(timeout=30_000)
+    assert dialogs == []
+    assert page.locator("img[src=x]").count() == 0
+    page.close()
