@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -22,7 +23,7 @@ from dashboard.view import (
 from pipeline import PipelineError, metrics
 
 
-@dataclass(frozen=True)
+@dataclass
 class Data:
     view: View
     first: date
@@ -32,6 +33,11 @@ class Data:
     events: pd.DataFrame  # filtered
     previous: pd.DataFrame | None  # the comparison range, filtered
     unfiltered: pd.DataFrame
+
+    @cached_property
+    def visits(self) -> pd.DataFrame:
+        """The visits of `events`, computed once per page run and shared by every metric."""
+        return metrics.visits(self.events)
 
 
 def today(view: View) -> date:

@@ -13,6 +13,7 @@ versioned = data.events.assign(
     + data.events["browser_version"].astype(str),
     os_version=data.events["os"].astype(str) + " " + data.events["os_version"].astype(str),
 )
+versioned_visits = metrics.visits(versioned)
 tabs = st.tabs(["Browser", "Browser version", "OS", "OS version", "Device", "Screen size"])
 for tab, (frame, dimension) in zip(
     tabs,
@@ -27,4 +28,7 @@ for tab, (frame, dimension) in zip(
     strict=True,
 ):
     with tab:
-        filterable_table(metrics.breakdown(frame, dimension), dimension, f"devices_{dimension}")
+        visits = data.visits if frame is data.events else versioned_visits
+        filterable_table(
+            metrics.breakdown(frame, dimension, table=visits), dimension, f"devices_{dimension}"
+        )

@@ -15,7 +15,7 @@ if points.empty:
     )
 else:
     st.pydeck_chart(charts.deck_map(points), key="geo_map")
-countries = metrics.breakdown(data.events, "country")
+countries = metrics.breakdown(data.events, "country", table=data.visits)
 # The world's outline is served by this app (static/), not fetched from plotly's CDN: offline-safe.
 st.plotly_chart(
     charts.world_map(countries[countries["value"] != ""]),
@@ -31,6 +31,10 @@ with tab_countries:
         "geo_countries",
     )
 with tab_regions:
-    filterable_table(metrics.breakdown(data.events, "region"), "region", "geo_regions")
+    filterable_table(
+        metrics.breakdown(data.events, "region", table=data.visits), "region", "geo_regions"
+    )
 with tab_cities:
-    filterable_table(metrics.breakdown(data.events, "city"), "city", "geo_cities")
+    filterable_table(
+        metrics.breakdown(data.events, "city", table=data.visits), "city", "geo_cities"
+    )

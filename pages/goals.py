@@ -33,7 +33,7 @@ else:
         st.dataframe(counts, hide_index=True, width="stretch", key="goals_props_table")
 
 st.subheader("Funnel")
-pages = metrics.breakdown(data.events, "path", limit=30)["value"].tolist()
+pages = metrics.breakdown(data.events, "path", limit=30, table=data.visits)["value"].tolist()
 steps = st.multiselect(
     "Steps, in order (pages start with /)",
     pages + names,

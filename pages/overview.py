@@ -11,7 +11,7 @@ data = load()
 st.title(f"{data.view.site} · {data.first:%d %b %Y} – {data.last:%d %b %Y}")
 
 now, before = (
-    metrics.summary(data.events),
+    metrics.summary(data.events, data.visits),
     metrics.summary(data.previous) if data.previous is not None else None,
 )
 cards = [
@@ -40,7 +40,9 @@ metric = st.radio(
     key="overview_metric",
     label_visibility="collapsed",
 )
-series = metrics.timeseries(data.events, interval, data.view.tz, data.start, data.end)
+series = metrics.timeseries(
+    data.events, interval, data.view.tz, data.start, data.end, table=data.visits
+)
 previous = (
     metrics.timeseries(data.previous, interval, data.view.tz)
     if data.previous is not None and len(data.previous)
@@ -65,25 +67,31 @@ left, right = st.columns(2)
 with left:
     st.subheader("Top sources")
     filterable_table(
-        metrics.breakdown(data.events, "referrer_source", limit=10)[
+        metrics.breakdown(data.events, "referrer_source", limit=10, table=data.visits)[
             ["value", "visitors", "visits"]
         ],
         "referrer_source",
         "top_sources",
     )
     st.subheader("Top countries")
-    countries = metrics.breakdown(data.events, "country", limit=10)[["value", "visitors", "visits"]]
+    countries = metrics.breakdown(data.events, "country", limit=10, table=data.visits)[
+        ["value", "visitors", "visits"]
+    ]
     filterable_table(countries, "country", "top_countries")
 with right:
     st.subheader("Top pages")
     filterable_table(
-        metrics.breakdown(data.events, "path", limit=10)[["value", "visitors", "pageviews"]],
+        metrics.breakdown(data.events, "path", limit=10, table=data.visits)[
+            ["value", "visitors", "pageviews"]
+        ],
         "path",
         "top_pages",
     )
     st.subheader("Devices")
     filterable_table(
-        metrics.breakdown(data.events, "device")[["value", "visitors", "visits"]],
+        metrics.breakdown(data.events, "device", table=data.visits)[
+            ["value", "visitors", "visits"]
+        ],
         "device",
         "top_devices",
     )

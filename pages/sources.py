@@ -18,7 +18,7 @@ tabs = {
 }
 for tab, dimension in zip(st.tabs(list(tabs)), tabs.values(), strict=True):
     with tab:
-        table = metrics.breakdown(data.events, dimension)
+        table = metrics.breakdown(data.events, dimension, table=data.visits)
         table = table[table["value"] != ""]
         if table.empty:
             st.caption("No visits with this field in this period.")

@@ -61,10 +61,8 @@ def filter_events(events: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFr
     return events[mask]
 
 
-def with_visits(events: pd.DataFrame) -> pd.DataFrame:
-    """The events ordered by visitor and time, with a `visit` number per visit."""
-    if events.empty:
-        return events.assign(visit=pd.Series(dtype="int64"))
+def _visit_order(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row order by visitor then time, and the sorted positions where a visit starts."""
     codes, _ = pd.factorize(events["visitor"])
     stamps = events["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype("int64")
     order = np.lexsort((stamps, codes))
@@ -72,38 +70,68 @@ def with_visits(events: pd.DataFrame) -> pd.DataFrame:
     gap_us = VISIT_GAP // pd.Timedelta(microseconds=1)
     starts = np.ones(len(order), dtype=bool)
     starts[1:] = (codes[1:] != codes[:-1]) | (np.diff(stamps) >= gap_us)
-    return events.iloc[order].assign(visit=np.cumsum(starts) - 1)
+    return order, np.flatnonzero(starts)
+
+
+def with_visits(events: pd.DataFrame) -> pd.DataFrame:
+    """The events ordered by visitor and time, with a `visit` number per visit."""
+    if events.empty:
+        return events.assign(visit=pd.Series(dtype="int64"))
+    order, starts = _visit_order(events)
+    visit = np.zeros(len(order), dtype="int64")
+    visit[starts] = 1
+    return events.iloc[order].assign(visit=np.cumsum(visit) - 1)
 
 
 def visits(events: pd.DataFrame) -> pd.DataFrame:
     """One row per visit: visitor, start, end, duration (s), pageviews, custom events,
-    bounce, entry and exit page, and the visit's first value of every visit dimension."""
-    ordered = with_visits(events)
+    bounce, entry and exit page, and the visit's first value of every visit dimension.
+
+    Pass it to `summary`, `breakdown` and `timeseries` (`table=`) to compute it once."""
     columns = ["visit", "visitor", "start", "end", "duration", "pageviews", "custom_events"]
     columns += ["bounce", "entry_page", "exit_page"]
-    if ordered.empty:
-        return pd.DataFrame(columns=columns + [c for c in VISIT_DIMENSIONS if c in events])
-    is_pageview = (ordered["name"] == PAGEVIEW).to_numpy()
-    grouped = ordered.assign(_pv=is_pageview, _custom=~is_pageview).groupby("visit", sort=True)
-    first, last = grouped.head(1).set_index("visit"), grouped.tail(1).set_index("visit")
-    pages = ordered[is_pageview].groupby("visit")["path"]
+    dimensions = [c for c in VISIT_DIMENSIONS if c in events]
+    if events.empty:
+        return pd.DataFrame(columns=columns + dimensions)
+    order, starts = _visit_order(events)
+    ends = np.append(starts[1:], len(order)) - 1
+    first_rows, last_rows = order[starts], order[ends]
+    visit_of = np.zeros(len(order), dtype="int64")
+    visit_of[starts] = 1
+    visit_of = np.cumsum(visit_of) - 1
+    is_pageview = (events["name"] == PAGEVIEW).to_numpy()[order]
+    views = np.add.reduceat(is_pageview.astype("int64"), starts)
+    # Entry and exit pages: the first and last pageview of each visit (Arrow takes, no copies
+    # through Python objects: this is the hot path at a million events).
+    positions = np.flatnonzero(is_pageview)
+    pv_visits = visit_of[positions]
+    firsts = np.unique(pv_visits, return_index=True)[1]
+    lasts = len(pv_visits) - 1 - np.unique(pv_visits[::-1], return_index=True)[1]
+    every_visit = pd.RangeIndex(len(starts))
+
+    def page_at(picks: np.ndarray) -> pd.Series:
+        found = events["path"].iloc[order[positions[picks]]]
+        return pd.Series(found.to_numpy(), index=pv_visits[picks]).reindex(every_visit)
+
+    start = events["ts"].iloc[first_rows].reset_index(drop=True)
+    end = events["ts"].iloc[last_rows].reset_index(drop=True)
     table = pd.DataFrame(
         {
-            "visitor": first["visitor"],
-            "start": first["ts"],
-            "end": last["ts"],
-            "pageviews": grouped["_pv"].sum(),
-            "custom_events": grouped["_custom"].sum(),
-            "entry_page": pages.first(),
-            "exit_page": pages.last(),
+            "visit": np.arange(len(starts)),
+            "visitor": events["visitor"].iloc[first_rows].reset_index(drop=True),
+            "start": start,
+            "end": end,
+            "duration": (end - start).dt.total_seconds(),
+            "pageviews": views,
+            "custom_events": (ends - starts + 1) - views,
+            "entry_page": page_at(firsts),
+            "exit_page": page_at(lasts),
         }
     )
-    table["duration"] = (table["end"] - table["start"]).dt.total_seconds()
     table["bounce"] = (table["pageviews"] == 1) & (table["custom_events"] == 0)
-    for column in VISIT_DIMENSIONS:
-        if column in first:
-            table[column] = first[column]
-    return table.reset_index()[columns + [c for c in VISIT_DIMENSIONS if c in first]]
+    for column in dimensions:
+        table[column] = events[column].iloc[first_rows].reset_index(drop=True)
+    return table[columns + dimensions]
 
 
 def pageviews(events: pd.DataFrame) -> int:
@@ -115,9 +143,9 @@ def unique_visitors(events: pd.DataFrame) -> int:
     return int(events["visitor"].nunique())
 
 
-def summary(events: pd.DataFrame) -> Summary:
+def summary(events: pd.DataFrame, table: pd.DataFrame | None = None) -> Summary:
     """The six top-line numbers."""
-    table = visits(events)
+    table = visits(events) if table is None else table
     count = len(table)
     views = pageviews(events)
     return Summary(
@@ -152,7 +180,12 @@ def _visit_stats(table: pd.DataFrame, key: str) -> pd.DataFrame:
     )
 
 
-def breakdown(events: pd.DataFrame, dimension: str, limit: int | None = None) -> pd.DataFrame:
+def breakdown(
+    events: pd.DataFrame,
+    dimension: str,
+    limit: int | None = None,
+    table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Top values of `dimension`, most visitors first.
 
     `path` counts the page's own visitors and pageviews (bounce rate and duration of visits
@@ -163,7 +196,7 @@ def breakdown(events: pd.DataFrame, dimension: str, limit: int | None = None) ->
     columns = ["value", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]
     if events.empty:
         return pd.DataFrame(columns=columns)
-    table = visits(events)
+    table = visits(events) if table is None else table
     if dimension == "path":
         page_views = events[events["name"] == PAGEVIEW]
         grouped = page_views.groupby("path", observed=True)
@@ -197,6 +230,7 @@ def timeseries(
     tz: str = "UTC",
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
+    table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Visitors, visits and pageviews per hour/day/week/month in time zone `tz`.
 
@@ -211,7 +245,7 @@ def timeseries(
             "pageviews": (events["name"] == PAGEVIEW).groupby(buckets).sum(),
         }
     )
-    table = visits(events)
+    table = visits(events) if table is None else table
     starts = _floor(table["start"].dt.tz_convert(tz), interval) if len(table) else None
     stats["visits"] = starts.value_counts() if starts is not None else 0
     first = _bucket_of(start, tz, interval) if start is not None else stats.index.min()
