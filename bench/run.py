@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from bench import cold_start, e2e_local, enrich_throughput, moto_sqs_depth, tracker_size
+from bench import (
+    cold_start,
+    dashboard_render,
+    e2e_local,
+    enrich_throughput,
+    metrics_scale,
+    moto_sqs_depth,
+    tracker_size,
+)
 
 
 def main() -> None:
@@ -11,6 +19,8 @@ def main() -> None:
     print("## cold start of the embedded default", cold_start.run(), sep="\n")
     print("## moto SQS receive vs depth (ms)", moto_sqs_depth.run(), sep="\n")
     print("## tracking script size", tracker_size.run(), sep="\n")
+    print("## metrics on 1,000,000 events", metrics_scale.run(), sep="\n")
+    print("## overview page render (AppTest)", dashboard_render.run(), sep="\n")
 
 
 if __name__ == "__main__":
