@@ -6,7 +6,7 @@ from datetime import date
 import streamlit as st
 
 from dashboard.context import current_view, remove_filter, set_view, today
-from dashboard.data import backend
+from dashboard.data import backend, refresh
 from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
@@ -60,6 +60,12 @@ with st.sidebar:
         else [*TIME_ZONES, st.session_state["tz"]]
     )
     st.selectbox("Time zone", zones, key="tz")
+    st.button(
+        "↻ Refresh data",
+        key="refresh",
+        on_click=refresh,
+        help="Query results are cached for 5 minutes.",
+    )
     with st.expander("Add a filter"):
         dimension = st.selectbox(
             "Dimension",

@@ -100,3 +100,10 @@ def _queue_health(settings: Settings) -> dict[str, int | None]:
 
 def queue_health() -> dict[str, int | None]:
     return _queue_health(backend().settings)
+
+
+def refresh() -> None:
+    """Forget cached query results (not the backend), so the next run reads fresh data."""
+    _events.clear()
+    _live.clear()
+    _queue_health.clear()

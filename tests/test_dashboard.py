@@ -143,3 +143,27 @@ def test_pages_table_numbers_equal_the_breakdown(app):
     expected = metrics.breakdown(events, "path")
     assert shown["Page"].tolist() == expected["value"].tolist()
     assert shown["visitors"].tolist() == expected["visitors"].tolist()
+
+
+def test_refresh_reads_events_stored_since_the_page_was_cached():
+    from datetime import UTC, datetime
+
+    from pipeline.consumer import Consumer
+    from pipeline.contract import build_message, encode_message
+    from tests.conftest import CHROME_UA
+
+    fresh = run(period="today")
+    before = int(cards(fresh)["Total pageviews"].replace(",", ""))
+    body = encode_message(
+        build_message(
+            f"d={DEMO_SITE}&u=https%3A%2F%2F{DEMO_SITE}%2Frefresh",
+            {"User-Agent": CHROME_UA},
+            "198.51.100.1",
+            int(datetime.now(UTC).timestamp() * 1000),
+            "refresh-test",
+        )
+    )
+    assert Consumer(backend().settings).process([{"messageId": "r", "body": body}]).stored == 1
+    assert int(cards(fresh.run())["Total pageviews"].replace(",", "")) == before  # cached
+    fresh.sidebar.button(key="refresh").click().run()
+    assert int(cards(fresh)["Total pageviews"].replace(",", "")) == before + 1
