@@ -73,6 +73,12 @@ def sub(text: str) -> dict[str, str]:
     return {"Fn::Sub": text}
 
 
+def assumable_by(service: str) -> dict[str, Any]:
+    """A trust policy that lets `service` assume the role."""
+    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    return {"Version": "2012-10-17", "Statement": [statement]}
+
+
 def _table(key_schema: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "Type": "AWS::DynamoDB::Table",
@@ -110,16 +116,6 @@ def _queues() -> dict[str, Any]:
 
 
 def _consumer(code: Code) -> dict[str, Any]:
-    assume = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
     policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -159,7 +155,7 @@ def _consumer(code: Code) -> dict[str, Any]:
         "ConsumerRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "AssumeRolePolicyDocument": assume,
+                "AssumeRolePolicyDocument": assumable_by("lambda.amazonaws.com"),
                 "Policies": [{"PolicyName": "consume-and-store", "PolicyDocument": policy}],
             },
         },
@@ -268,16 +264,7 @@ def _api() -> dict[str, Any]:
         "ApiSendRole": {
             "Type": "AWS::IAM::Role",
             "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "apigateway.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },
+                "AssumeRolePolicyDocument": assumable_by("apigateway.amazonaws.com"),
                 "Policies": [
                     {
                         "PolicyName": "send-to-inbound-queue",
@@ -364,16 +351,7 @@ def _api() -> dict[str, Any]:
             "Type": "AWS::IAM::Role",
             "DeletionPolicy": "Retain",
             "Properties": {
-                "AssumeRolePolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "apigateway.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                },
+                "AssumeRolePolicyDocument": assumable_by("apigateway.amazonaws.com"),
                 "ManagedPolicyArns": [
                     "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
                 ],

@@ -299,12 +299,6 @@ def _floor(local: pd.Series, interval: str) -> pd.Series:
     return days - pd.to_timedelta(days.dt.day - 1, unit="D")
 
 
-def daily_series(events: pd.DataFrame, tz: str = "UTC") -> pd.DataFrame:
-    """Per day in `tz`: `visitors` and `pageviews` (kept for the first dashboard page)."""
-    series = timeseries(events, "day", tz)
-    return series.rename(columns={"bucket": "day"})[["day", "visitors", "pageviews"]]
-
-
 def current_visitors(events: pd.DataFrame, now: pd.Timestamp) -> int:
     now = pd.Timestamp(now)
     recent = events[(events["ts"] > now - CURRENT_WINDOW) & (events["ts"] <= now)]

@@ -158,7 +158,7 @@ def test_breakdown_by_exit_page_and_limit(events):
         ("America/New_York", [("2026-11-20", 4, 5, 6)]),
     ],
 )
-def test_daily_series_in_the_sites_time_zone(events, tz, expected):
+def test_day_buckets_in_the_sites_time_zone(events, tz, expected):
     series = metrics.timeseries(events, "day", tz)
     assert [
         (b.strftime("%Y-%m-%d"), v, s, p) for b, v, s, p in series.itertuples(index=False)
