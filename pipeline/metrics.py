@@ -54,10 +54,29 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 def filter_events(events: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFrame:
-    """Rows where every `column == value` holds (filters combine with AND)."""
+    """The events that match every filter (filters combine with AND).
+
+    A filter on a visit dimension (source, UTM, place, device, ...) keeps whole visits whose
+    first event has that value, as Plausible's session filters do: a visit that arrived from
+    Google keeps its later pages, whose own referrer is the site itself. A filter on a page or
+    an event name keeps the matching events.
+    """
     mask = np.ones(len(events), dtype=bool)
     for column, value in filters.items():
-        mask &= (events[column].astype(str) == str(value)).to_numpy()
+        if column not in VISIT_DIMENSIONS:
+            mask &= (events[column].astype(str) == str(value)).to_numpy()
+    by_visit = {c: v for c, v in filters.items() if c in VISIT_DIMENSIONS}
+    if by_visit and len(events):
+        order, starts = _visit_order(events)
+        first_rows = order[starts]
+        keep_visit = np.ones(len(starts), dtype=bool)
+        for column, value in by_visit.items():
+            keep_visit &= events[column].astype(str).to_numpy()[first_rows] == str(value)
+        marks = np.zeros(len(order), dtype="int64")
+        marks[starts] = 1
+        keep_row = np.empty(len(order), dtype=bool)
+        keep_row[order] = keep_visit[np.cumsum(marks) - 1]
+        mask &= keep_row
     return events[mask]
 
 

@@ -233,6 +233,39 @@ def test_filters_combine_with_and(events):
     assert len(metrics.filter_events(events, {"referrer_source": "Google", "path": "/x"})) == 0
 
 
+def test_a_source_filter_keeps_whole_visits():
+    # D arrives from Google; D's second page has the site itself as referrer ("Direct / None").
+    rows = [
+        {
+            "ts": at("2026-11-20T10:00:00"),
+            "visitor": "D",
+            "name": "pageview",
+            "path": "/",
+            "site": "e.com",
+            "referrer_source": "Google",
+        },
+        {
+            "ts": at("2026-11-20T10:02:00"),
+            "visitor": "D",
+            "name": "pageview",
+            "path": "/b",
+            "site": "e.com",
+            "referrer_source": "Direct / None",
+        },
+        {
+            "ts": at("2026-11-20T10:01:00"),
+            "visitor": "E",
+            "name": "pageview",
+            "path": "/",
+            "site": "e.com",
+            "referrer_source": "Direct / None",
+        },
+    ]
+    google = metrics.filter_events(events_frame(rows), {"referrer_source": "Google"})
+    assert google["path"].tolist() == ["/", "/b"]
+    assert metrics.summary(google) == metrics.Summary(1, 1, 2, 2.0, 0.0, 120.0)
+
+
 def test_metric_functions_do_not_mutate_their_input(events):
     before = events.copy()
     (
