@@ -21,6 +21,7 @@ ENV_DLQ_NAME = "PIPELINE_DLQ_NAME"
 ENV_RETENTION_DAYS = "PIPELINE_RETENTION_DAYS"
 ENV_RESPECT_DNT = "PIPELINE_RESPECT_DNT"
 ENV_STACK = "PIPELINE_STACK"
+ENV_SHARDS = "PIPELINE_SHARDS"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
@@ -42,6 +43,12 @@ class Settings:
     # Off by default: no personal data is stored, so DNT changes nothing about privacy
     # (Plausible's reasoning). Site owners who promise more can switch it on.
     respect_dnt: bool = False
+    # Write partitions per day for busy sites, as ((site, n), ...): one partition takes about
+    # 1,000 writes a second. Only ever raise n for a site (readers read shards 0..n-1).
+    shards: tuple[tuple[str, int], ...] = ()
+
+    def shards_for(self, site: str) -> int:
+        return max(1, dict(self.shards).get(site, 1))
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with every non-None override applied."""
@@ -63,6 +70,12 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def parse_shards(text: str) -> tuple[tuple[str, int], ...]:
+    """`"big.example=8,other.example=2"` → (("big.example", 8), ("other.example", 2))."""
+    pairs = (item.split("=", 1) for item in text.split(",") if "=" in item)
+    return tuple((site.strip().lower(), int(n)) for site, n in pairs)
+
+
 def settings_from_env(
     env: Mapping[str, str] | None = None, resolve_stack: bool = True, **overrides: Any
 ) -> Settings:
@@ -81,6 +94,7 @@ def settings_from_env(
         "dlq_name": env.get(ENV_DLQ_NAME) or None,
         "retention_days": int(env[ENV_RETENTION_DAYS]) if env.get(ENV_RETENTION_DAYS) else None,
         "respect_dnt": _truthy(env[ENV_RESPECT_DNT]) if env.get(ENV_RESPECT_DNT) else None,
+        "shards": parse_shards(env[ENV_SHARDS]) if env.get(ENV_SHARDS) else None,
     }
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

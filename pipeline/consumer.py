@@ -24,7 +24,7 @@ from pipeline.contract import parse_message
 from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message
 from pipeline.errors import MalformedMessage
 from pipeline.salts import SaltStore
-from pipeline.storage import BatchWriter, drop_item, event_item
+from pipeline.storage import BatchWriter, dirty_item, drop_item, event_item
 
 log = logging.getLogger("pipeline.consumer")
 
@@ -78,6 +78,7 @@ class Consumer:
         salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
         ctx = Context(salts=salts, respect_dnt=self.settings.respect_dnt)
         items_by_message: dict[str, dict[str, Any]] = {}
+        touched: set[tuple[str, date]] = set()
         for message_id, hit in hits:
             if hit.day in salt_failures:
                 outcome.failures.append(message_id)
@@ -87,12 +88,24 @@ class Consumer:
                 outcome.dropped[result.reason.value] += 1
                 item = drop_item(hit.site, hit.received_at_ms, hit.request_id, result.reason.value)
             else:
-                item = event_item(result, self.settings.retention_days)
+                item = event_item(
+                    result, self.settings.retention_days, self.settings.shards_for(hit.site)
+                )
+                touched.add((hit.site, hit.day))
             items_by_message[message_id] = item
 
-        unwritten = {
-            (i["pk"]["S"], i["sk"]["S"]) for i in self.writer.write(items_by_message.values())
-        }
+        # Every (site, day) written to is marked for the compactor: a closed day's rollup is
+        # recomputed after late events, and a day that just closed gets its first rollup.
+        marked_at = int(now.timestamp() * 1000)
+        markers = {(site, day): dirty_item(site, day, marked_at) for site, day in touched}
+        written = self.writer.write([*items_by_message.values(), *markers.values()])
+        unwritten = {(i["pk"]["S"], i["sk"]["S"]) for i in written}
+        # Without its marker a day could keep a stale rollup: its events are redelivered too.
+        unmarked = {key for key, m in markers.items() if (m["pk"]["S"], m["sk"]["S"]) in unwritten}
+        for message_id, hit in hits:
+            if (hit.site, hit.day) in unmarked and message_id in items_by_message:
+                item = items_by_message[message_id]
+                unwritten.add((item["pk"]["S"], item["sk"]["S"]))
         for message_id, item in items_by_message.items():
             if (item["pk"]["S"], item["sk"]["S"]) in unwritten:
                 outcome.failures.append(message_id)

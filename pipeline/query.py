@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from pipeline import aws
+from pipeline import aws, rollups
 from pipeline.config import Settings, settings_from_env
-from pipeline.storage import drop_pk, event_from_item, event_pk
+from pipeline.storage import ROLLUP_PREFIX, dirty_days, drop_pk, event_from_item, event_pk
 
 MAX_PARALLEL_QUERIES = 16
 
@@ -164,7 +164,8 @@ def load_events(
     """
     settings = settings or settings_from_env(**overrides)
     lo, hi = to_utc(start), to_utc(end)
-    pks = [event_pk(site, day) for day in days_between(lo, hi)]
+    shards = range(settings.shards_for(site))
+    pks = [event_pk(site, day, shard) for day in days_between(lo, hi) for shard in shards]
     records = [
         event_from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)
     ]
@@ -180,3 +181,67 @@ def load_drops(
     pks = [drop_pk(site, day) for day in days_between(lo, hi)]
     reasons = [item["reason"]["S"] for item in _query_days(settings, pks, lo, hi, None, None)]
     return pd.Series(reasons, dtype="object").value_counts().rename("dropped")
+
+
+def _stored_rollups(
+    dynamodb: Any, table: str, site: str, first: date, last: date
+) -> dict[date, dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"{ROLLUP_PREFIX}{site}"},
+            ":lo": {"S": first.isoformat()},
+            ":hi": {"S": f"{last.isoformat()}#~"},
+        },
+    }
+    parts: dict[date, dict[int, dict[str, Any]]] = {}
+    while True:
+        page = dynamodb.query(**kwargs)
+        for item in page.get("Items", []):
+            day, index = item["sk"]["S"].split("#")
+            parts.setdefault(date.fromisoformat(day), {})[int(index)] = item
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = {}
+    for day, items in parts.items():
+        count = int(items[0]["parts"]["N"]) if 0 in items else 0
+        if count and all(i in items for i in range(count)):
+            found[day] = rollups.decode(items[i]["b"]["B"] for i in range(count))
+    return found
+
+
+def load_rollups(
+    site: str,
+    first: date,
+    last: date,
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    dynamodb: Any = None,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    """One rollup per UTC day from `first` to `last` (inclusive), oldest first.
+
+    Closed days come from their stored rollup: one Query for the whole range, whatever the
+    traffic. The open day, and any closed day whose rollup is missing or stale (a late event
+    marked it), are computed from raw events on the fly, so the numbers are always current.
+    """
+    settings = settings or settings_from_env(**overrides)
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    with aws.explained(settings, f"Table {settings.events_table!r}"):
+        stored = _stored_rollups(dynamodb, settings.events_table, site, first, last)
+        stale = {day for _, day, _ in dirty_days(dynamodb, settings.events_table, site)}
+    found = []
+    for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
+        if day in stored and day not in stale and day < today:
+            found.append(stored[day])
+            continue
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        events = load_events(
+            site, start, start + timedelta(days=1), settings=settings, dynamodb=dynamodb
+        )
+        found.append(rollups.compute(events, site, day))
+    return found

@@ -9,6 +9,7 @@ re-sent message overwrite itself). Drops are kept as tiny items under
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -35,8 +36,47 @@ def day_of(epoch_ms: int) -> date:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).date()
 
 
-def event_pk(site: str, day: date) -> str:
-    return f"{site}#{day.isoformat()}"
+def event_pk(site: str, day: date, shard: int = 0) -> str:
+    """Shard 0 is the plain site-and-day partition; busy sites spread over more."""
+    base = f"{site}#{day.isoformat()}"
+    return base if shard == 0 else f"{base}#{shard}"
+
+
+def shard_of(request_id: str, shards: int) -> int:
+    # From the request id, so a redelivered message lands in the same shard and overwrites.
+    if shards <= 1:
+        return 0
+    return (
+        int.from_bytes(hashlib.blake2b(request_id.encode(), digest_size=4).digest(), "big") % shards
+    )
+
+
+DIRTY_PK = "dirty"
+ROLLUP_PREFIX = "rollup#"
+
+
+def dirty_item(site: str, day: date, marked_at_ms: int) -> dict[str, Any]:
+    """A marker that (site, day) got events since its rollup was computed."""
+    return {
+        "pk": {"S": DIRTY_PK},
+        "sk": {"S": f"{site}#{day.isoformat()}"},
+        "marked_at": {"N": str(marked_at_ms)},
+    }
+
+
+def rollup_items(
+    site: str, day: date, parts: list[bytes], computed_at_ms: int
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "pk": {"S": f"{ROLLUP_PREFIX}{site}"},
+            "sk": {"S": f"{day.isoformat()}#{index:03d}"},
+            "parts": {"N": str(len(parts))},
+            "computed_at": {"N": str(computed_at_ms)},
+            "b": {"B": part},
+        }
+        for index, part in enumerate(parts)
+    ]
 
 
 def drop_pk(site: str, day: date) -> str:
@@ -47,7 +87,7 @@ def sort_key(epoch_ms: int, request_id: str) -> str:
     return f"{epoch_ms:013d}#{request_id}"
 
 
-def event_item(event: Mapping[str, Any], retention_days: int) -> dict[str, Any]:
+def event_item(event: Mapping[str, Any], retention_days: int, shards: int = 1) -> dict[str, Any]:
     """The DynamoDB item of an enriched event.
 
     The fields travel as one compact JSON attribute: attribute names are billed in every
@@ -55,7 +95,7 @@ def event_item(event: Mapping[str, Any], retention_days: int) -> dict[str, Any]:
     """
     ts = event["ts"]
     return {
-        "pk": {"S": event_pk(event["site"], day_of(ts))},
+        "pk": {"S": event_pk(event["site"], day_of(ts), shard_of(event["request_id"], shards))},
         "sk": {"S": sort_key(ts, event["request_id"])},
         "expires_at": {"N": str(ts // 1000 + retention_days * 86400)},
         "e": {"S": json.dumps(event, ensure_ascii=False, separators=(",", ":"))},
@@ -152,3 +192,24 @@ class BatchWriter:
             except ClientError:
                 failed.append(item)
         return failed
+
+
+def dirty_days(dynamodb: Any, table: str, site: str | None = None) -> list[tuple[str, date, str]]:
+    """(site, day, marked_at) of every marker, or of one site's."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :site)" if site else ""),
+        "ExpressionAttributeValues": {
+            ":pk": {"S": DIRTY_PK},
+            **({":site": {"S": f"{site}#"}} if site else {}),
+        },
+    }
+    found = []
+    while True:
+        page = dynamodb.query(**kwargs)
+        for item in page.get("Items", []):
+            marked_site, marked_day = item["sk"]["S"].rsplit("#", 1)
+            found.append((marked_site, date.fromisoformat(marked_day), item["marked_at"]["N"]))
+        if "LastEvaluatedKey" not in page:
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
