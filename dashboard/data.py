@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import pandas as pd
 import streamlit as st
@@ -12,6 +12,7 @@ from streamlit.errors import StreamlitSecretNotFoundError
 
 import pipeline
 from pipeline import health
+from pipeline.compactor import compact
 from pipeline.config import (
     ENV_ENDPOINT_URL,
     ENV_EVENTS_TABLE,
@@ -21,6 +22,7 @@ from pipeline.config import (
 )
 from pipeline.demo import DEMO_SITE, load_demo
 from pipeline.emulator import EmbeddedAWS
+from pipeline.query import load_rollups
 from pipeline.resources import create_resources
 
 
@@ -70,6 +72,7 @@ def backend() -> Backend:
     settings = settings_from_env(endpoint_url=emulator.endpoint_url)
     create_resources(settings)
     load_demo(settings, progress=False)
+    compact(settings)  # the closed demo days get their rollups, as the scheduled compactor does
     return Backend(settings, is_demo=True, default_site=DEMO_SITE)
 
 
@@ -107,3 +110,11 @@ def refresh() -> None:
     _events.clear()
     _live.clear()
     _queue_health.clear()
+    cached_rollups.clear()
+
+
+@st.cache_data(ttl=300, show_spinner="Loading daily rollups…")
+def cached_rollups(
+    settings: Settings, site: str, first: date, last: date, today: date
+) -> list[dict]:
+    return load_rollups(site, first, last, settings=settings)

@@ -4,16 +4,24 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard import format as fmt
-from dashboard.context import filterable_table, load
-from pipeline import anomalies, metrics
+from dashboard.context import current_view, empty_state, filterable_table, today
+from dashboard.overview import empty, overview, show_source
+from pipeline import PipelineError, anomalies, metrics
 
-data = load()
-st.title(f"{data.view.site} · {data.first:%d %b %Y} – {data.last:%d %b %Y}")
+view = current_view()
+if not view.site:
+    st.info("Choose a site in the sidebar.")
+    st.stop()
+try:
+    found = overview(view, today(view))
+except PipelineError as exc:
+    st.error(str(exc))
+    st.stop()
+if empty(found):
+    empty_state(view, bool(view.filters))
+    st.stop()
 
-now, before = (
-    metrics.summary(data.events, data.visits),
-    metrics.summary(data.previous) if data.previous is not None else None,
-)
+st.title(f"{view.site} · {found.first:%d %b %Y} – {found.last:%d %b %Y}")
 cards = [
     ("Unique visitors", "visitors", fmt.number),
     ("Total visits", "visits", fmt.number),
@@ -23,16 +31,18 @@ cards = [
     ("Visit duration", "visit_duration", fmt.duration),
 ]
 for column, (label, field, shown) in zip(st.columns(6), cards, strict=True):
-    change = metrics.percent_change(getattr(now, field), getattr(before, field)) if before else None
+    now, before = (
+        getattr(found.summary, field),
+        getattr(found.previous, field) if found.previous else None,
+    )
+    change = metrics.percent_change(now, before) if found.previous else None
     column.metric(
         label,
-        shown(getattr(now, field)),
+        shown(now),
         fmt.change(change),
         delta_color="inverse" if field == "bounce_rate" else "normal",
     )
 
-days = (data.last - data.first).days + 1
-interval = "hour" if days <= 2 else "day" if days <= 92 else "week"
 metric = st.radio(
     "Chart",
     ["visitors", "visits", "pageviews"],
@@ -40,58 +50,37 @@ metric = st.radio(
     key="overview_metric",
     label_visibility="collapsed",
 )
-series = metrics.timeseries(
-    data.events, interval, data.view.tz, data.start, data.end, table=data.visits
-)
-previous = (
-    metrics.timeseries(data.previous, interval, data.view.tz)
-    if data.previous is not None and len(data.previous)
-    else None
-)
 flagged = (
-    anomalies.flag(series.set_index("bucket")[metric], anomalies.PERIODS[interval])
-    if interval in anomalies.PERIODS
+    anomalies.flag(found.series.set_index("bucket")[metric], anomalies.PERIODS[found.interval])
+    if found.interval in anomalies.PERIODS
     else None
 )
 st.plotly_chart(
-    charts.time_chart(series, metric, previous, flagged), width="stretch", key="overview_chart"
+    charts.time_chart(found.series, metric, found.previous_series, flagged),
+    width="stretch",
+    key="overview_chart",
 )
 
-found = anomalies.insights(data.events, data.view.tz)
-if found:
-    with st.expander(f"Insights ({len(found)})", expanded=True):
-        for line in found:
+if found.insights:
+    with st.expander(f"Insights ({len(found.insights)})", expanded=True):
+        for line in found.insights:
             st.markdown(f"- {line}")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Top sources")
     filterable_table(
-        metrics.breakdown(data.events, "referrer_source", limit=10, table=data.visits)[
-            ["value", "visitors", "visits"]
-        ],
+        found.tops["referrer_source"][["value", "visitors", "visits"]],
         "referrer_source",
         "top_sources",
     )
     st.subheader("Top countries")
-    countries = metrics.breakdown(data.events, "country", limit=10, table=data.visits)[
-        ["value", "visitors", "visits"]
-    ]
-    filterable_table(countries, "country", "top_countries")
+    filterable_table(
+        found.tops["country"][["value", "visitors", "visits"]], "country", "top_countries"
+    )
 with right:
     st.subheader("Top pages")
-    filterable_table(
-        metrics.breakdown(data.events, "path", limit=10, table=data.visits)[
-            ["value", "visitors", "pageviews"]
-        ],
-        "path",
-        "top_pages",
-    )
+    filterable_table(found.tops["path"][["value", "visitors", "pageviews"]], "path", "top_pages")
     st.subheader("Devices")
-    filterable_table(
-        metrics.breakdown(data.events, "device", table=data.visits)[
-            ["value", "visitors", "visits"]
-        ],
-        "device",
-        "top_devices",
-    )
+    filterable_table(found.tops["device"][["value", "visitors", "visits"]], "device", "top_devices")
+show_source(found)

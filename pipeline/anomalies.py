@@ -12,7 +12,7 @@ never flagged.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -66,34 +66,37 @@ def _phrase(label: str, row: pd.Series, day: pd.Timestamp) -> str:
     return f"{label}: {row['ratio']:.1f}× the usual {weekday} on {when} ({counts})"
 
 
-def insights(
-    events: pd.DataFrame,
-    tz: str = "UTC",
-    dimensions: Sequence[tuple[str, str]] = (
-        ("referrer_source", "Visitors from"),
-        ("path", "Visitors of"),
-        ("country", "Visitors in"),
-    ),
-    limit: int = 5,
-) -> list[str]:
+DIMENSION_LABELS = (
+    ("referrer_source", "Visitors from"),
+    ("path", "Visitors of"),
+    ("country", "Visitors in"),
+)
+
+
+def insights_from(total: pd.Series, by_label: Mapping[str, pd.Series], limit: int = 5) -> list[str]:
+    """Findings from daily visitor series: the whole site's, and one per labelled value."""
+    found: list[tuple[float, str]] = []
+    for label, series in [("All visitors", total), *by_label.items()]:
+        flagged = flag(series, PERIODS["day"])
+        for day, row in flagged[flagged["anomaly"]].iterrows():
+            found.append((_strength(row), _phrase(label, row, day)))
+    found.sort(key=lambda item: -item[0])
+    return [text for _, text in found[:limit]]
+
+
+def insights(events: pd.DataFrame, tz: str = "UTC", limit: int = 5) -> list[str]:
     """Plain-word findings, largest departures first, e.g. "Visitors from Hacker News: 12.0×
-    the usual Tuesday on Tue 18 Nov (480 visitors vs 40)"."""
+    the usual Tuesday on Tue 18 Nov (480 visitors, usually 40)"."""
     if events.empty:
         return []
     start, end = events["ts"].min(), events["ts"].max() + pd.Timedelta(microseconds=1)
-    found: list[tuple[float, str]] = []
-    total = flag(daily_visitors(events, tz, start, end), PERIODS["day"])
-    for day, row in total[total["anomaly"]].iterrows():
-        found.append((_strength(row), _phrase("All visitors", row, day)))
-    for column, label in dimensions:
-        for value, subset in events.groupby(column, observed=True):
-            if not str(value):
-                continue
-            flagged = flag(daily_visitors(subset, tz, start, end), PERIODS["day"])
-            for day, row in flagged[flagged["anomaly"]].iterrows():
-                found.append((_strength(row), _phrase(f"{label} {value}", row, day)))
-    found.sort(key=lambda item: -item[0])
-    return [text for _, text in found[:limit]]
+    by_label = {
+        f"{label} {value}": daily_visitors(subset, tz, start, end)
+        for column, label in DIMENSION_LABELS
+        for value, subset in events.groupby(column, observed=True)
+        if str(value)
+    }
+    return insights_from(daily_visitors(events, tz, start, end), by_label, limit)
 
 
 def _strength(row: pd.Series) -> float:

@@ -210,3 +210,15 @@ def breakdown(
         ["visitors", "pageviews", "value"], ascending=[False, False, True], kind="stable"
     ).reset_index(drop=True)
     return table.head(limit) if limit else table
+
+
+def daily_values(rollups: Iterable[Mapping[str, Any]], dimension: str) -> dict[str, pd.Series]:
+    """Visitors per UTC day for every value of `dimension` (0 on days without it)."""
+    rollups = list(rollups)
+    index = pd.DatetimeIndex([pd.Timestamp(r["day"], tz="UTC") for r in rollups])
+    values: dict[str, list[float]] = {}
+    for position, rollup in enumerate(rollups):
+        source = rollup["pages"] if dimension == "path" else rollup["dims"].get(dimension, {})
+        for value, row in source.items():
+            values.setdefault(value, [0.0] * len(rollups))[position] = row[0]
+    return {value: pd.Series(counts, index=index) for value, counts in values.items()}
