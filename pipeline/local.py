@@ -1,4 +1,4 @@
-"""Local collection in one command: emulator, pixel collector and worker together.
+"""Local collection in one command: emulator, pixel collector, worker and compactor together.
 
     python -m pipeline.local [--emulator-port 4566] [--collector-port 8080] [--demo]
 
@@ -14,10 +14,12 @@ import signal
 import threading
 
 from pipeline.collector import start_collector
-from pipeline.config import settings_from_env
+from pipeline.compactor import SCHEDULE_MINUTES, compact
+from pipeline.config import Settings, settings_from_env
 from pipeline.consumer import Consumer
 from pipeline.demo import load_demo
 from pipeline.emulator import EmbeddedAWS
+from pipeline.errors import PipelineError
 from pipeline.resources import create_resources
 from pipeline.worker import Worker
 
@@ -42,6 +44,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_compactor(settings: Settings, stop: threading.Event) -> None:
+    """The scheduled compactor of the cloud stack, on the same schedule, until `stop`."""
+    while True:
+        try:
+            compact(settings)
+        except PipelineError as exc:
+            logging.getLogger("pipeline.compactor").warning("compaction failed: %s", exc)
+        if stop.wait(SCHEDULE_MINUTES * 60):
+            return
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -58,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
             target=Worker(settings, consumer.handle).run, args=(stop,), name="worker"
         )
         worker.start()
+        compactor = threading.Thread(target=run_compactor, args=(settings, stop), name="compactor")
+        compactor.start()
         print(f"\nPixel:            {collector.url}/pixel?d=example.com&u=https://example.com/")
         print(f"AWS_ENDPOINT_URL={emulator.endpoint_url}")
         print(
@@ -73,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
             stop.set()
             collector.shutdown()
             worker.join(timeout=10)
+            compactor.join(timeout=10)
     print("stopped")
 
 
