@@ -145,17 +145,13 @@ def _ensure_bucket(target: Target, bucket: str) -> None:
     )
 
 
-def upload_package(
-    target: Target, say: Printer, platform: str | None = package.LAMBDA_PLATFORM
-) -> Code:
-    """Build the consumer package and upload it once (its key is its content hash)."""
-    bucket = artifact_bucket(target)
-    _ensure_bucket(target, bucket)
+def _upload(
+    target: Target, bucket: str, function: str, platform: tuple[str, ...] | None, say: Printer
+) -> str:
     with tempfile.TemporaryDirectory() as scratch:
-        zip_path = Path(scratch) / "consumer.zip"
-        say("Building the consumer package…")
-        digest = package.build(zip_path, platform=platform)
-        key = f"consumer/{digest}.zip"
+        zip_path = Path(scratch) / f"{function}.zip"
+        say(f"Building the {function} package…")
+        key = f"{function}/{package.build(zip_path, platform=platform, function=function)}.zip"
         s3 = _client("s3", target)
         try:
             s3.head_object(Bucket=bucket, Key=key)
@@ -163,7 +159,18 @@ def upload_package(
         except ClientError:
             s3.upload_file(str(zip_path), bucket, key)
             say(f"Uploaded s3://{bucket}/{key} ({zip_path.stat().st_size:,} bytes).")
-    return Code(bucket=bucket, key=key)
+    return key
+
+
+def upload_package(
+    target: Target, say: Printer, platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM
+) -> Code:
+    """Build both functions' packages and upload each once (its key is its content hash)."""
+    bucket = artifact_bucket(target)
+    _ensure_bucket(target, bucket)
+    consumer = _upload(target, bucket, "consumer", platform, say)
+    compactor = _upload(target, bucket, "compactor", platform, say)
+    return Code(bucket=bucket, key=consumer, compactor_key=compactor)
 
 
 def _parameters(target: Target, exists: bool) -> list[dict[str, Any]]:
@@ -254,7 +261,7 @@ def _follow(target: Target, since: float, say: Printer) -> str:
 
 
 def deploy(
-    target: Target, say: Printer = print, platform: str | None = package.LAMBDA_PLATFORM
+    target: Target, say: Printer = print, platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM
 ) -> dict[str, str]:
     """Create or update the stack; a deploy with no change changes nothing. Its outputs."""
     try:
@@ -281,7 +288,7 @@ def deploy(
 
 
 def diff(
-    target: Target, say: Printer = print, platform: str | None = package.LAMBDA_PLATFORM
+    target: Target, say: Printer = print, platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM
 ) -> list[str]:
     """What a deploy would change, without changing anything."""
     try:

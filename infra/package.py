@@ -15,42 +15,53 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = Path(__file__).parent / "lambda-requirements.txt"
-LAMBDA_PLATFORM = "manylinux2014_aarch64"
+REQUIREMENTS = {
+    "consumer": Path(__file__).parent / "lambda-requirements.txt",
+    "compactor": Path(__file__).parent / "compactor-requirements.txt",
+}
+# Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels fit.
+LAMBDA_PLATFORM = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAMBDA_PYTHON = "3.13"
-# The consumer's code; the dashboard, demo and local tools stay out of the function.
-PACKAGE_MODULES = (
+# Each function's code; the dashboard, demo and local tools stay out of both.
+CONSUMER_MODULES = (
     "__init__.py", "aws.py", "config.py", "consumer.py", "contract.py", "enrich.py", "errors.py",
     "geo.py", "referrers.py", "salts.py", "storage.py", "text.py", "urls.py", "useragents.py",
 )  # fmt: skip
+MODULES = {
+    "consumer": CONSUMER_MODULES,
+    "compactor": (*CONSUMER_MODULES, "compactor.py", "metrics.py", "query.py", "rollups.py"),
+}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates
 
 
-def _install(target: Path, platform: str | None) -> None:
+def _install(target: Path, platform: tuple[str, ...] | None, requirements: Path) -> None:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile"]
-    command += ["--target", str(target), "-r", str(REQUIREMENTS)]
+    command += ["--target", str(target), "-r", str(requirements)]
     if platform:
-        command += ["--platform", platform, "--python-version", LAMBDA_PYTHON]
+        command += [arg for tag in platform for arg in ("--platform", tag)]
+        command += ["--python-version", LAMBDA_PYTHON]
         command += ["--implementation", "cp", "--only-binary=:all:"]
     subprocess.run(command, check=True)  # noqa: S603 (our own interpreter and file names)
 
 
-def _files(site: Path) -> list[tuple[Path, str]]:
+def _files(site: Path, modules: tuple[str, ...]) -> list[tuple[Path, str]]:
     found = [
         (path, path.relative_to(site).as_posix()) for path in site.rglob("*") if path.is_file()
     ]
-    found += [(ROOT / "pipeline" / name, f"pipeline/{name}") for name in PACKAGE_MODULES]
+    found += [(ROOT / "pipeline" / name, f"pipeline/{name}") for name in modules]
     return sorted((p, n) for p, n in found if "__pycache__" not in n and not n.endswith(".pyc"))
 
 
-def build(output: Path, platform: str | None = LAMBDA_PLATFORM) -> str:
-    """Write the zip to `output`; return its SHA-256 (hex), which names the S3 object."""
+def build(
+    output: Path, platform: tuple[str, ...] | None = LAMBDA_PLATFORM, function: str = "consumer"
+) -> str:
+    """Write `function`'s zip to `output`; return its SHA-256 (hex), which names the S3 object."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         site = Path(scratch)
-        _install(site, platform)
+        _install(site, platform, REQUIREMENTS[function])
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-            for path, name in _files(site):
+            for path, name in _files(site, MODULES[function]):
                 info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
                 info.external_attr = 0o644 << 16
                 info.compress_type = zipfile.ZIP_DEFLATED

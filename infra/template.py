@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import resources, tracker
+from pipeline.compactor import SCHEDULE_MINUTES
 from pipeline.contract import PIXEL_GIF
 
 INFRA = Path(__file__).parent
@@ -22,7 +23,10 @@ RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 BATCH_SIZE = 100
 BATCH_WINDOW_SECONDS = 1  # needed for batches over 10 (AWS_NOTES 13)
-MAXIMUM_CONCURRENCY = 5  # not reserved concurrency: that burns receive counts (AWS_NOTES 15)
+MAXIMUM_CONCURRENCY = 5
+COMPACTOR_TIMEOUT_SECONDS = (
+    300  # not reserved concurrency: that burns receive counts (AWS_NOTES 15)
+)
 STAGE = "v1"
 THROTTLE_RATE = 1000
 THROTTLE_BURST = 2000
@@ -55,10 +59,11 @@ PIXEL_HEADERS = {
 
 @dataclass(frozen=True)
 class Code:
-    """Where the consumer's deployment package is (uploaded by `infra.deploy`)."""
+    """Where the functions' deployment packages are (uploaded by `infra.deploy`)."""
 
     bucket: str
-    key: str
+    key: str  # the consumer's
+    compactor_key: str
 
 
 def ref(name: str) -> dict[str, str]:
@@ -195,6 +200,79 @@ def _consumer(code: Code) -> dict[str, Any]:
                 "MaximumBatchingWindowInSeconds": BATCH_WINDOW_SECONDS,
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
                 "ScalingConfig": {"MaximumConcurrency": MAXIMUM_CONCURRENCY},
+            },
+        },
+    }
+
+
+def _compactor(code: Code) -> dict[str, Any]:
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"],
+                "Resource": arn("EventsTable"),
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": arn("CompactorLogGroup"),
+            },
+        ],
+    }
+    return {
+        "CompactorRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": assumable_by("lambda.amazonaws.com"),
+                "Policies": [{"PolicyName": "roll-up-days", "PolicyDocument": policy}],
+            },
+        },
+        "CompactorLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": sub("/aws/lambda/${AWS::StackName}-compactor"),
+                "RetentionInDays": LOG_RETENTION_DAYS,
+            },
+        },
+        "CompactorFunction": {
+            "Type": "AWS::Lambda::Function",
+            "DependsOn": ["CompactorLogGroup"],
+            "Properties": {
+                "FunctionName": sub("${AWS::StackName}-compactor"),
+                "Runtime": RUNTIME,
+                "Architectures": [ARCHITECTURE],
+                "Handler": "pipeline.compactor.handler",
+                "Code": {"S3Bucket": code.bucket, "S3Key": code.compactor_key},
+                "Role": arn("CompactorRole"),
+                "Timeout": COMPACTOR_TIMEOUT_SECONDS,
+                "MemorySize": 1024,
+                # One run at a time: two would only recompute the same days.
+                "ReservedConcurrentExecutions": 1,
+                "Environment": {
+                    "Variables": {
+                        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
+                        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
+                    }
+                },
+            },
+        },
+        "CompactorSchedule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "ScheduleExpression": f"rate({SCHEDULE_MINUTES} minutes)",
+                "State": "ENABLED",
+                "Targets": [{"Id": "compactor", "Arn": arn("CompactorFunction")}],
+            },
+        },
+        "CompactorSchedulePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": ref("CompactorFunction"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "events.amazonaws.com",
+                "SourceArn": arn("CompactorSchedule"),
             },
         },
     }
@@ -632,6 +710,7 @@ def build_template(code: Code, edge: bool = True) -> dict[str, Any]:
             "SaltsTable": _table(resources.SALTS_KEY_SCHEMA),
             **_queues(),
             **_consumer(code),
+            **_compactor(code),
             **edge_resources,
         },
         "Outputs": outputs(edge),

@@ -35,7 +35,8 @@ def settings_for_stack(stack: str, settings: Settings) -> Settings:
                     "`python -m infra deploy`, or set PIPELINE_STACK / AWS_REGION to where it is."
                 ) from exc
             raise
-    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in found["StackResources"]}
+    resources = found["StackResources"]
+    physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
     return settings.with_overrides(
         **{
             name: _name(physical[key])

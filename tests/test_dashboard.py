@@ -171,5 +171,10 @@ def test_refresh_reads_events_stored_since_the_page_was_cached():
 
 def test_the_overview_reads_rollups_for_whole_utc_days_and_raw_events_otherwise():
     assert any("Computed from daily rollups." in caption.value for caption in run().caption)
-    assert any("Computed from raw events." in caption.value for caption in run(**{"f.country": "DE"}).caption)
-    assert any("Computed from raw events." in caption.value for caption in run(tz="Europe/Berlin").caption)
+    assert any(
+        "Computed from raw events." in caption.value
+        for caption in run(**{"f.country": "DE"}).caption
+    )
+    assert any(
+        "Computed from raw events." in caption.value for caption in run(tz="Europe/Berlin").caption
+    )

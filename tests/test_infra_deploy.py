@@ -76,6 +76,8 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         "PIPELINE_EVENTS_TABLE": found.events_table,
         "PIPELINE_SALTS_TABLE": found.salts_table,
     }
+    compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
+    assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.compactor.handler", 300)
     (mapping,) = lam.list_event_source_mappings(FunctionName=f"{target.stack}-consumer")[
         "EventSourceMappings"
     ]
@@ -123,7 +125,7 @@ def test_a_stack_in_rollback_complete_gets_one_sentence_and_the_fix(target, monk
 
     monkeypatch.setattr(aws, "client", client)
     with pytest.raises(DeployError, match=r"ROLLBACK_COMPLETE .*python -m infra destroy --yes"):
-        create_change_set(target, Code("bucket", "key"))
+        create_change_set(target, Code("bucket", "key", "key2"))
 
 
 def test_unreachable_region_is_explained():

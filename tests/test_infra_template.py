@@ -12,7 +12,11 @@ from cfnlint.api import ManualArgs, lint
 from infra.template import FORWARDED_HEADERS, PIXEL_TEMPLATE, Code, build_template
 from pipeline import resources, tracker
 
-CODE = Code(bucket="analytics-artifacts-123456789012-us-east-1", key="consumer/abc.zip")
+CODE = Code(
+    bucket="analytics-artifacts-123456789012-us-east-1",
+    key="consumer/abc.zip",
+    compactor_key="compactor/def.zip",
+)
 
 
 @pytest.fixture(scope="module")
@@ -203,4 +207,20 @@ def test_outputs(template):
         "SaltsTable",
         "QueueUrl",
         "DlqUrl",
+    }
+
+
+def test_compactor_runs_on_a_schedule_with_only_the_rights_it_needs(template):
+    function = resource(template, "CompactorFunction")
+    assert function["Handler"] == "pipeline.compactor.handler"
+    assert function["Code"] == {"S3Bucket": CODE.bucket, "S3Key": CODE.compactor_key}
+    assert resource(template, "CompactorSchedule")["ScheduleExpression"] == "rate(15 minutes)"
+    assert resource(template, "CompactorSchedulePermission")["Principal"] == "events.amazonaws.com"
+    actions = {a for s in _statements(template, "CompactorRole") for a in s["Action"]}
+    assert actions == {
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
     }

@@ -86,3 +86,53 @@ def test_unzipped_handler_stores_an_sqs_event_in_moto(
         )
         == 1
     )
+
+
+RUN_COMPACTOR = """
+import json, sys
+import pipeline.compactor
+assert pipeline.compactor.__file__.startswith(sys.argv[1])
+print(json.dumps(pipeline.compactor.handler({}, None)))
+"""
+
+
+def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
+    server_settings, message_factory, sqs_record, tmp_path
+):
+    from pipeline.consumer import Consumer
+    from pipeline.query import load_rollups
+
+    archive = tmp_path / "compactor.zip"
+    package.build(archive, platform=None, function="compactor")
+    names = zipfile.ZipFile(archive).namelist()
+    assert "pipeline/compactor.py" in names and any(n.startswith("pandas/") for n in names)
+    assert not any(n.startswith(("streamlit/", "moto/", "pyarrow/")) for n in names)
+    clean = tmp_path / "lambda"
+    zipfile.ZipFile(archive).extractall(clean)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    body = message_factory(received_at_ms=int(yesterday.timestamp() * 1000))
+    assert Consumer(server_settings).process([sqs_record(body)]).stored == 1
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(clean),
+        "AWS_ENDPOINT_URL": server_settings.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PIPELINE_EVENTS_TABLE": server_settings.events_table,
+        "PIPELINE_SALTS_TABLE": server_settings.salts_table,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_COMPACTOR, str(clean)],
+        cwd=clean,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["days"] == 1
+    (day,) = load_rollups(
+        "example.com", yesterday.date(), yesterday.date(), settings=server_settings
+    )
+    assert day["summary"]["pageviews"] == 1
