@@ -7,6 +7,7 @@ per event, ~1 KB per queue message, ~0.7 KB per stored item, Lambda batches of 1
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 PRICES_AS_OF = "2025-11 (us-east-1 list prices)"
@@ -25,6 +26,7 @@ PRICE = {
 }
 RESPONSE_BYTES = 700  # the GIF and its headers
 ITEM_BYTES = 700  # one stored event, keys and TTL included
+ROLLUP_BYTES = 2600  # one day's rollup of a small site (bench/RESULTS.md); grows with cardinality
 BATCH = 100
 BATCH_SECONDS = 0.05  # enrichment (~33 µs/event, bench/RESULTS.md) plus four BatchWriteItem calls
 LAMBDA_GB = 0.5
@@ -49,8 +51,12 @@ def monthly_cost(
     batches = n / BATCH
     sqs_requests = n + 2 * n / 10 + IDLE_SQS_REQUESTS  # send; receive + delete per 10; idle polls
     stored_gb = n * min(retention_days, 365) / 30 * ITEM_BYTES / GB
-    # Today the dashboard reads the raw events of the last 30 days (0.5 unit per 4 KB read).
-    read_units = dashboard_views * n * ITEM_BYTES / 4096 * 0.5
+    # A 30-day view reads 30 daily rollups and, on average, half a day of raw events (today);
+    # 0.5 read unit per 4 KB, eventually consistent.
+    per_view = math.ceil(30 * ROLLUP_BYTES / 4096) * 0.5 + (n / 60) * ITEM_BYTES / 4096 * 0.5
+    read_units = dashboard_views * per_view
+    # The compactor reads each day's events once and writes one rollup a day.
+    compaction_units = n * ITEM_BYTES / 4096 * 0.5
     return [
         Line("CloudFront", f"{n:,} HTTPS requests", n / 10_000 * PRICE["cloudfront_per_10k_https"] + n * RESPONSE_BYTES / GB * PRICE["cloudfront_per_gb_out"]),
         Line("API Gateway (REST)", f"{n:,} requests", n / 1e6 * PRICE["apigw_rest_per_million"]),
@@ -59,6 +65,7 @@ def monthly_cost(
         Line("DynamoDB writes", f"{n:,} write units", n / 1e6 * PRICE["dynamodb_per_million_write_units"]),
         Line("DynamoDB storage + PITR", f"{stored_gb:,.2f} GB kept", stored_gb * (PRICE["dynamodb_storage_per_gb_month"] + PRICE["dynamodb_pitr_per_gb_month"])),
         Line("DynamoDB dashboard reads", f"{dashboard_views:,} views, {read_units:,.0f} read units", read_units / 1e6 * PRICE["dynamodb_per_million_read_units"]),
+        Line("Compactor", f"{compaction_units:,.0f} read units, 30 rollups", compaction_units / 1e6 * PRICE["dynamodb_per_million_read_units"] + 30 * math.ceil(ROLLUP_BYTES / 1024) / 1e6 * PRICE["dynamodb_per_million_write_units"]),
         Line("CloudWatch Logs", f"{n * ACCESS_LOG_BYTES / GB:,.2f} GB of access logs", n * ACCESS_LOG_BYTES / GB * PRICE["cloudwatch_logs_per_gb_ingested"]),
     ]  # fmt: skip
 
