@@ -183,7 +183,8 @@ def test_spa_navigations_are_pageviews_and_a_same_path_replace_is_not(tracked, p
     visit.wait_for_pixel_requests(5)  # 4 pageviews + the queued event
     stored = events(tracked, 5)
     pageviews = stored[stored["name"] == "pageview"]["path"].tolist()
-    assert pageviews == ["/landing", "/app/a", "/app/b", "/app/a"]
+    # Hits travel concurrently, so arrival order (the stored time) may differ from click order.
+    assert sorted(pageviews) == sorted(["/landing", "/app/a", "/app/b", "/app/a"])
 
 
 def test_custom_events_from_code_from_the_queue_and_from_markup(tracked, page_server, visit):
@@ -206,11 +207,13 @@ def test_hash_routing_when_asked(tracked, page_server, visit):
     visit.page.evaluate("location.hash = '#/settings'")  # the same route again: no pageview
     visit.page.evaluate("location.hash = '#/billing?tab=2'")
     stored = events(tracked, 4)
-    assert stored[stored["name"] == "pageview"]["path"].tolist() == [
-        "/landing",
-        "/landing#/settings",
-        "/landing#/billing",
-    ]
+    assert sorted(stored[stored["name"] == "pageview"]["path"].tolist()) == sorted(
+        [
+            "/landing",
+            "/landing#/settings",
+            "/landing#/billing",
+        ]
+    )
 
 
 def test_plain_anchors_are_not_pageviews_without_hash_routing(tracked, page_server, visit):
