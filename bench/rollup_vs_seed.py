@@ -107,9 +107,9 @@ def run_one(n: int) -> dict[str, Any]:
         settings = Settings.for_prefix(f"b{n}", endpoint_url=emulator.endpoint_url)
         create_resources(settings)
         dynamodb = aws.client("dynamodb", settings)
-        dynamodb.create_table(TableName="seed", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}], AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")  # fmt: skip
+        dynamodb.create_table(TableName=f"seed{n}", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}], AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")  # fmt: skip
         events = enriched_events(n)
-        ours, seed = BatchWriter(dynamodb, settings.events_table), BatchWriter(dynamodb, "seed")
+        ours, seed = BatchWriter(dynamodb, settings.events_table), BatchWriter(dynamodb, f"seed{n}")
         marked = int(NOW.timestamp() * 1000)
         days = {datetime.fromtimestamp(e["ts"] / 1000, UTC).date() for e in events}
         assert not ours.write(
