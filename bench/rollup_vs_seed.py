@@ -135,7 +135,7 @@ def run_one(n: int) -> dict[str, Any]:
         counter.items, counter.read_units, counter.pages = 0, 0.0, 0
         began = time.perf_counter()
         kwargs: dict[str, Any] = {
-            "TableName": "seed",
+            "TableName": f"seed{n}",
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": seed_item(events[0])["pk"]["S"]}},
         }
