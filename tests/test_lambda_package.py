@@ -26,6 +26,20 @@ print(json.dumps(sorted(m for m in ("pandas", "streamlit", "moto") if m in sys.m
 """
 
 
+def lambda_environment(clean: Path, settings) -> dict[str, str]:
+    """What the function's environment holds on AWS, pointed at moto; nothing from this venv's path."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(clean),
+        "AWS_ENDPOINT_URL": settings.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PIPELINE_EVENTS_TABLE": settings.events_table,
+        "PIPELINE_SALTS_TABLE": settings.salts_table,
+    }
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     # Built for this machine so it can run here; the deploy builds the same for arm64 Lambda.
@@ -56,16 +70,7 @@ def test_unzipped_handler_stores_an_sqs_event_in_moto(
     clean = tmp_path / "lambda"
     zipfile.ZipFile(built).extractall(clean)
     event = {"Records": [sqs_record(message_factory(), "good"), sqs_record("not json", "bad")]}
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(clean),
-        "AWS_ENDPOINT_URL": server_settings.endpoint_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "PIPELINE_EVENTS_TABLE": server_settings.events_table,
-        "PIPELINE_SALTS_TABLE": server_settings.salts_table,
-    }
+    env = lambda_environment(clean, server_settings)
     result = subprocess.run(
         [sys.executable, "-c", RUN_HANDLER, str(clean)],
         input=json.dumps(event), cwd=clean, env=env, capture_output=True, text=True, timeout=60,
@@ -112,16 +117,7 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
     yesterday = datetime.now(UTC) - timedelta(days=1)
     body = message_factory(received_at_ms=int(yesterday.timestamp() * 1000))
     assert Consumer(server_settings).process([sqs_record(body)]).stored == 1
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": str(clean),
-        "AWS_ENDPOINT_URL": server_settings.endpoint_url,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "PIPELINE_EVENTS_TABLE": server_settings.events_table,
-        "PIPELINE_SALTS_TABLE": server_settings.salts_table,
-    }
+    env = lambda_environment(clean, server_settings)
     result = subprocess.run(
         [sys.executable, "-c", RUN_COMPACTOR, str(clean)],
         cwd=clean,
