@@ -1,0 +1,140 @@
+"""The dead-letter queue tool: count, inspect (with why each message failed), redrive.
+
+    python -m pipeline.dlq count
+    python -m pipeline.dlq inspect [--limit 10]
+    python -m pipeline.dlq redrive [--limit N]
+
+A message lands in the DLQ after three failed receives. `inspect` re-validates each body
+against the pixel contract: "malformed: …" names what is wrong with it; "valid" means it
+failed for a transient reason (DynamoDB refused it) and can be redriven once that is fixed.
+Inspecting does not consume: every message is made visible again at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import aws
+from pipeline.config import Settings, settings_from_env
+from pipeline.contract import parse_message
+from pipeline.errors import MalformedMessage, PipelineError
+from pipeline.resources import queue_url
+
+BATCH = 10
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    message_id: str
+    receive_count: int
+    reason: str
+    body: str
+
+
+def why(body: str) -> str:
+    try:
+        parse_message(body)
+    except MalformedMessage as exc:
+        return f"malformed: {exc}"
+    return "valid (failed to store: redrive it once DynamoDB accepts writes)"
+
+
+def count(settings: Settings, sqs: Any = None) -> int:
+    sqs = sqs or aws.client("sqs", settings)
+    url = queue_url(sqs, settings, settings.dlq_name)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def _receive(sqs: Any, url: str, limit: int) -> list[dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    while len(found) < limit:
+        page = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=min(BATCH, limit - len(found)),
+            AttributeNames=["All"],
+            VisibilityTimeout=30,
+        )
+        messages = [m for m in page.get("Messages", []) if m["MessageId"] not in found]
+        if not messages:
+            break
+        found |= {m["MessageId"]: m for m in messages}
+    return list(found.values())
+
+
+def inspect(settings: Settings, limit: int = 10, sqs: Any = None) -> list[DeadLetter]:
+    sqs = sqs or aws.client("sqs", settings)
+    url = queue_url(sqs, settings, settings.dlq_name)
+    messages = _receive(sqs, url, limit)
+    for message in messages:  # put them back at once: inspecting consumes nothing
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return [
+        DeadLetter(
+            m["MessageId"],
+            int(m.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+            why(m["Body"]),
+            m["Body"],
+        )
+        for m in messages
+    ]
+
+
+def redrive(settings: Settings, limit: int = 1000, sqs: Any = None) -> int:
+    """Move up to `limit` messages back to the inbound queue; the count moved."""
+    sqs = sqs or aws.client("sqs", settings)
+    dlq, inbound = queue_url(sqs, settings, settings.dlq_name), queue_url(sqs, settings)
+    moved = 0
+    while moved < limit:
+        messages = _receive(sqs, dlq, min(BATCH, limit - moved))
+        if not messages:
+            return moved
+        entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]
+        sent = sqs.send_message_batch(QueueUrl=inbound, Entries=entries)
+        ok = {int(e["Id"]) for e in sent.get("Successful", [])}
+        done = [m for i, m in enumerate(messages) if i in ok]
+        if done:  # delete only what reached the inbound queue: nothing is lost on the way
+            sqs.delete_message_batch(
+                QueueUrl=dlq,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)
+                ],
+            )
+        moved += len(done)
+        if len(done) < len(messages):
+            return moved
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.dlq", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("command", choices=["count", "inspect", "redrive"])
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = settings_from_env()
+    try:
+        if args.command == "count":
+            print(count(settings))
+        elif args.command == "inspect":
+            for letter in inspect(settings, args.limit or 10):
+                print(f"{letter.message_id}  received {letter.receive_count}×  {letter.reason}")
+                print(f"    {letter.body[:200]}")
+        else:
+            moved = redrive(settings, args.limit or 1000)
+            print(f"redrove {moved} message(s) to {settings.queue_name}")
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
