@@ -1,0 +1,90 @@
+"""Hostile input, property-based: for arbitrary query strings, headers and bytes the pixel
+contract and the enrichment never raise, every stored field keeps its cap and type, and the
+API Gateway template agrees with the collector."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from urllib.parse import parse_qs, quote
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.contract import (
+    FORWARDED_HEADERS,
+    QUERY_KEYS,
+    build_message,
+    encode_message,
+    parse_message,
+)
+from pipeline.enrich import Context, Dropped, enrich, hit_from_message
+from pipeline.storage import event_item
+from tests.apigateway_vtl import render
+
+SQS_MAX_BYTES = 256 * 1024
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+texts = st.text(max_size=300)
+raw_queries = st.one_of(
+    st.text(max_size=500),
+    st.binary(max_size=300).map(lambda b: "&".join(f"{k}={quote(b)}" for k in QUERY_KEYS)),
+    st.dictionaries(st.sampled_from([*QUERY_KEYS, "x", "utm_source"]), texts).map(
+        lambda d: "&".join(f"{k}={quote(v)}" for k, v in d.items())
+    ),
+)
+headers = st.dictionaries(
+    st.sampled_from([*FORWARDED_HEADERS, "X-Other", "USER-AGENT"]), texts, max_size=8
+)
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def message(raw_query: str, header_values: dict[str, str]) -> str:
+    return encode_message(
+        build_message(raw_query, header_values, "198.51.100.4", 1_764_150_000_000, "req-1")
+    )
+
+
+@PROPERTY
+@given(raw_queries, headers)
+def test_the_contract_never_raises_and_stays_sqs_safe(raw_query, header_values):
+    body = message(raw_query, header_values)
+    assert body.isascii() and len(body.encode()) < SQS_MAX_BYTES
+    parsed = parse_message(body)
+    assert set(parsed.query) == set(QUERY_KEYS) and set(parsed.headers) == set(FORWARDED_HEADERS)
+
+
+@PROPERTY
+@given(raw_queries, headers)
+def test_enrichment_never_raises_and_respects_every_cap(raw_query, header_values):
+    hit = hit_from_message(parse_message(message(raw_query, header_values)))
+    result = enrich(hit, Context(salts={date(2025, 11, 26): b"s" * 32}))
+    if isinstance(result, Dropped):
+        return
+    assert len(result["site"]) <= 253 and result["site"] == result["site"].lower()
+    assert result["path"].startswith("/") and len(result["path"]) <= 2000
+    assert 0 < len(result["name"]) <= 120
+    assert isinstance(result["props"], dict) and len(result["props"]) <= 30
+    assert all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= 2000
+        for k, v in result["props"].items()
+    )
+    assert result["screen_width"] is None or 0 < result["screen_width"] <= 20000
+    assert result["lat"] is None or -90 <= result["lat"] <= 90
+    for name in ("site", "path", "name", "referrer", "city", "utm_source", "utm_campaign"):
+        assert not CONTROL.search(result[name]), name
+    item = event_item(result, 30)
+    json.loads(item["e"]["S"])  # storable as UTF-8 JSON (no lone surrogates)
+    assert len(json.dumps(item)) < 400_000
+
+
+@PROPERTY
+@given(
+    st.dictionaries(st.sampled_from(QUERY_KEYS), texts),
+    st.dictionaries(st.sampled_from(["User-Agent", "Referer", "CloudFront-Viewer-City"]), texts),
+)
+def test_template_and_collector_agree_for_arbitrary_strings(query_values, header_values):
+    raw_query = "&".join(f"{k}={quote(v)}" for k, v in query_values.items())
+    args = (raw_query, header_values, "198.51.100.4", 1_764_150_000_000, "req-1")
+    body = parse_qs(render(*args), keep_blank_values=True)["MessageBody"][0]
+    assert json.loads(body) == build_message(*args)
