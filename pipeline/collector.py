@@ -108,8 +108,11 @@ class PixelHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The default access log starts with the client's IP: not in our logs.
-        log.debug("%s", format % args)
+        # The default access log has the client's IP, and the query string carries page URLs:
+        # our log keeps the method, path and status only.
+        log.debug(
+            "%s %s %s", self.command, urlsplit(self.path).path, args[1] if len(args) > 1 else ""
+        )
 
 
 class CollectorServer(ThreadingHTTPServer):
