@@ -8,6 +8,7 @@ timeout; SQS's redrive policy moves a message to the DLQ after its third receive
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -131,3 +132,28 @@ class Worker:
             except (ClientError, BotoCoreError) as exc:
                 log.warning("poll failed (%s); retrying in 1 s", exc)
                 stop.wait(1.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m pipeline.worker`: poll the configured queue until SIGTERM or Ctrl-C."""
+    import argparse
+    import signal
+
+    from pipeline.config import settings_from_env
+    from pipeline.consumer import Consumer
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.worker", description=main.__doc__)
+    parser.add_argument("--batch-size", type=int, default=100)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = settings_from_env()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = Worker(settings, Consumer(settings).handle, batch_size=args.batch_size)
+    print("worker polling", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        worker.run(stop)
+
+
+if __name__ == "__main__":
+    main()
