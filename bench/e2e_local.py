@@ -38,6 +38,8 @@ def _start() -> tuple[subprocess.Popen, str, str]:
             str(emulator),
             "--collector-port",
             str(collector),
+            "--rate-limit",
+            "0",  # eight clients share 127.0.0.1: no per-address limit in a load test
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -57,6 +57,37 @@ def _utf8(text: str) -> str:
         return text
 
 
+class RateLimiter:
+    """A token bucket per client address, in memory only: `rate` hits a second, `burst` at once.
+
+    A client over its budget gets 429 (with the GIF): one browser, or one script, can't flood
+    the queue. Addresses are kept only as long as their bucket is needed, never logged.
+    """
+
+    def __init__(
+        self, rate: float = 20.0, burst: float = 100.0, max_clients: int = 100_000
+    ) -> None:
+        self.rate, self.burst, self.max_clients = rate, burst, max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+        self.limited = 0
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        if self.rate <= 0:
+            return True  # limiting switched off (load tests on this machine)
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - seen) * self.rate)
+            if len(self._buckets) >= self.max_clients and client not in self._buckets:
+                self._buckets.clear()  # a flood of addresses: start over rather than grow
+            allowed = tokens >= 1
+            self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+            if not allowed:
+                self.limited += 1
+            return allowed
+
+
 class PixelHandler(BaseHTTPRequestHandler):
     server: CollectorServer
     protocol_version = "HTTP/1.1"
@@ -78,6 +109,9 @@ class PixelHandler(BaseHTTPRequestHandler):
         self._send(200 if urlsplit(self.path).path in ("/pixel", "/health") else 404, b"", {})
 
     def _pixel(self, raw_query: str) -> None:
+        if not self.server.limiter.allow(self.client_address[0]):
+            self._send(429, PIXEL_GIF, PIXEL_HEADERS)
+            return
         message = build_message(
             raw_query=_utf8(raw_query),
             headers={name: _utf8(value) for name, value in self.headers.items()},
@@ -118,9 +152,12 @@ class PixelHandler(BaseHTTPRequestHandler):
 class CollectorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], enqueuer: Enqueuer) -> None:
+    def __init__(
+        self, address: tuple[str, int], enqueuer: Enqueuer, limiter: RateLimiter | None = None
+    ) -> None:
         super().__init__(address, PixelHandler)
         self.enqueuer = enqueuer
+        self.limiter = limiter or RateLimiter()
 
     @property
     def url(self) -> str:
@@ -128,9 +165,11 @@ class CollectorServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def start_collector(settings: Settings, host: str = "127.0.0.1", port: int = 0) -> CollectorServer:
+def start_collector(
+    settings: Settings, host: str = "127.0.0.1", port: int = 0, limiter: RateLimiter | None = None
+) -> CollectorServer:
     """Start the collector in a daemon thread; stop it with `.shutdown()`."""
     tracker.minified()  # minify once now, not on the first visitor's request
-    server = CollectorServer((host, port), Enqueuer(settings))
+    server = CollectorServer((host, port), Enqueuer(settings), limiter)
     threading.Thread(target=server.serve_forever, name="collector", daemon=True).start()
     return server

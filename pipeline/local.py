@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 
-from pipeline.collector import start_collector
+from pipeline.collector import RateLimiter, start_collector
 from pipeline.compactor import SCHEDULE_MINUTES, compact
 from pipeline.config import Settings, settings_from_env
 from pipeline.consumer import Consumer
@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--collector-port", type=int, default=8080, help="pixel collector port (default 8080)"
     )
     parser.add_argument("--demo", action="store_true", help="also load the demo traffic")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=20.0,
+        help="pixel hits per second per client address (burst 5x); 0 switches it off",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,7 +72,10 @@ def main(argv: list[str] | None = None) -> None:
         consumer = Consumer(settings)
         if args.demo:
             load_demo(settings)
-        collector = start_collector(settings, host=args.host, port=args.collector_port)
+        limiter = RateLimiter(rate=args.rate_limit, burst=5 * args.rate_limit)
+        collector = start_collector(
+            settings, host=args.host, port=args.collector_port, limiter=limiter
+        )
         worker = threading.Thread(
             target=Worker(settings, consumer.handle).run, args=(stop,), name="worker"
         )

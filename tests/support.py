@@ -28,9 +28,9 @@ def today_range() -> tuple[datetime, datetime]:
 
 
 class Pipeline:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, limiter=None) -> None:
         self.settings = settings
-        self.collector = start_collector(settings)
+        self.collector = start_collector(settings, limiter=limiter)
         self.stop = threading.Event()
         worker = Worker(settings, Consumer(settings).handle, batch_window=0.2, wait_time=1)
         self.thread = threading.Thread(target=worker.run, args=(self.stop,), daemon=True)

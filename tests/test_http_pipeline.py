@@ -276,3 +276,34 @@ def test_privacy_no_ip_no_user_agent_no_query_strings_at_rest(pipeline):
         "example.com/p0?utm_source=nl",
         "example.com/p1?utm_source=nl",
     ]
+
+
+def test_a_client_over_its_rate_gets_429_with_the_gif_and_only_accepted_hits_count(server_settings):
+    from pipeline.collector import RateLimiter
+
+    running = Pipeline(server_settings, limiter=RateLimiter(rate=0.01, burst=5))
+    try:
+        answers = [
+            requests.get(
+                running.pixel,
+                params={"d": "example.com", "u": f"https://example.com/r{n}"},
+                headers={"User-Agent": CHROME_UA},
+                timeout=10,
+            )
+            for n in range(12)
+        ]
+        assert [a.status_code for a in answers] == [200] * 5 + [429] * 7
+        assert all(a.content == PIXEL_GIF for a in answers)
+        wait_for(lambda: len(running.events()) == 5)
+        assert running.collector.limiter.limited == 7
+    finally:
+        running.close()
+
+
+def test_rate_limiter_refills_over_time():
+    from pipeline.collector import RateLimiter
+
+    limiter = RateLimiter(rate=2, burst=2)
+    assert [limiter.allow("a", now=0) for _ in range(3)] == [True, True, False]
+    assert limiter.allow("b", now=0)  # per client
+    assert limiter.allow("a", now=0.6) and not limiter.allow("a", now=0.6)
