@@ -5,14 +5,19 @@ from datetime import date
 
 import streamlit as st
 
+from dashboard.access import require_access
 from dashboard.context import current_view, remove_filter, set_view, today
-from dashboard.data import backend, refresh
+from dashboard.data import apply_secrets, aws_configured, backend, refresh
 from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
 
 st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
 TIME_ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
+
+apply_secrets()
+# The gate comes before any data is read; the demo and local emulators are open.
+require_access(is_demo=not aws_configured())
 
 try:
     current = backend()
