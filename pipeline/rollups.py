@@ -13,7 +13,7 @@ Record (JSON, zlib-compressed, stored under `pk = "rollup#{site}"`, `sk = "{day}
   dimension and entry/exit page (a visit counts for its first event's value)
 - `pages[path]`: [visitors, pageviews, entries, entry bounces, entry duration]
 - `names[name]`: [visitors, events]
-- `cities[city]`: [lat, lon, visitors]
+- `cities["{city}|{lat}|{lon}"]`: visitors (for the map)
 """
 
 from __future__ import annotations
