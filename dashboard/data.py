@@ -62,8 +62,9 @@ def aws_configured() -> bool:
 
 @st.cache_resource(show_spinner="Starting the local AWS emulator and loading demo traffic…")
 def backend() -> Backend:
-    """The configured AWS backend, or (when none is configured) the embedded demo."""
-    apply_secrets()
+    """The configured AWS backend, or (when none is configured) the embedded demo.
+
+    The frame has applied `st.secrets` to the environment before this runs."""
     if aws_configured():
         return Backend(
             settings_from_env(), is_demo=False, default_site=os.environ.get("PIPELINE_SITE", "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline import aws
@@ -21,8 +22,6 @@ def _oldest_age(settings: Settings, queue_name: str) -> int | None:
     """
     if settings.endpoint_url:
         return None
-    from datetime import UTC, datetime, timedelta
-
     now = datetime.now(UTC)
     points = aws.client("cloudwatch", settings).get_metric_statistics(
         Namespace="AWS/SQS",

@@ -72,10 +72,8 @@ def filter_events(events: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFr
         keep_visit = np.ones(len(starts), dtype=bool)
         for column, value in by_visit.items():
             keep_visit &= events[column].astype(str).to_numpy()[first_rows] == str(value)
-        marks = np.zeros(len(order), dtype="int64")
-        marks[starts] = 1
         keep_row = np.empty(len(order), dtype=bool)
-        keep_row[order] = keep_visit[np.cumsum(marks) - 1]
+        keep_row[order] = keep_visit[_visit_numbers(len(order), starts)]
         mask &= keep_row
     return events[mask]
 
@@ -92,14 +90,19 @@ def _visit_order(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(starts)
 
 
+def _visit_numbers(rows: int, starts: np.ndarray) -> np.ndarray:
+    """For rows in visit order, the number of the visit each belongs to."""
+    marks = np.zeros(rows, dtype="int64")
+    marks[starts] = 1
+    return np.cumsum(marks) - 1
+
+
 def with_visits(events: pd.DataFrame) -> pd.DataFrame:
     """The events ordered by visitor and time, with a `visit` number per visit."""
     if events.empty:
         return events.assign(visit=pd.Series(dtype="int64"))
     order, starts = _visit_order(events)
-    visit = np.zeros(len(order), dtype="int64")
-    visit[starts] = 1
-    return events.iloc[order].assign(visit=np.cumsum(visit) - 1)
+    return events.iloc[order].assign(visit=_visit_numbers(len(order), starts))
 
 
 def visits(events: pd.DataFrame) -> pd.DataFrame:
@@ -115,9 +118,7 @@ def visits(events: pd.DataFrame) -> pd.DataFrame:
     order, starts = _visit_order(events)
     ends = np.append(starts[1:], len(order)) - 1
     first_rows, last_rows = order[starts], order[ends]
-    visit_of = np.zeros(len(order), dtype="int64")
-    visit_of[starts] = 1
-    visit_of = np.cumsum(visit_of) - 1
+    visit_of = _visit_numbers(len(order), starts)
     is_pageview = (events["name"] == PAGEVIEW).to_numpy()[order]
     views = np.add.reduceat(is_pageview.astype("int64"), starts)
     # Entry and exit pages: the first and last pageview of each visit (Arrow takes, no copies

@@ -16,9 +16,13 @@ import requests
 from playwright.sync_api import Browser, sync_playwright
 
 from bench.browser import CHROMIUM_ARGS, chromium_path
+from pipeline.config import Settings
 from pipeline.consumer import Consumer
+from pipeline.contract import build_message, encode_message
 from pipeline.demo import DEMO_SITE, load_demo
 from pipeline.emulator import free_port
+from pipeline.resources import create_resources
+from tests.conftest import CHROME_UA
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,11 +32,6 @@ PAGES = {"": "Overview", "top_pages": "Pages", "sources": "Sources", "geography"
 
 @pytest.fixture(scope="module")
 def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
-    from pipeline.config import Settings
-    from pipeline.contract import build_message, encode_message
-    from pipeline.resources import create_resources
-    from tests.conftest import CHROME_UA
-
     settings = Settings.for_prefix(f"ui{os.getpid()}", endpoint_url=moto_server)
     create_resources(settings)
     now = datetime.now(UTC)
