@@ -7,7 +7,13 @@ import streamlit as st
 
 from dashboard.access import require_access
 from dashboard.context import current_view, remove_filter, set_view, today
-from dashboard.data import apply_secrets, aws_configured, backend, refresh
+from dashboard.data import (
+    apply_secrets,
+    aws_configured,
+    backend,
+    compact_demo_in_background,
+    refresh,
+)
 from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
@@ -106,3 +112,6 @@ if current_view().filters:
         )
 
 st.navigation(pages()).run()
+
+if current.is_demo:
+    compact_demo_in_background(current.settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -73,7 +74,6 @@ def backend() -> Backend:
     settings = settings_from_env(endpoint_url=emulator.endpoint_url)
     create_resources(settings)
     load_demo(settings, progress=False)
-    compact(settings)  # the closed demo days get their rollups, as the scheduled compactor does
     return Backend(settings, is_demo=True, default_site=DEMO_SITE)
 
 
@@ -118,4 +118,19 @@ def refresh() -> None:
 def cached_rollups(
     settings: Settings, site: str, first: date, last: date, today: date
 ) -> list[dict]:
-    return load_rollups(site, first, last, settings=settings)
+    # Raises (and so caches nothing) while a closed day has no rollup yet.
+    return load_rollups(site, first, last, settings=settings, compute_missing=False)
+
+
+# Compaction is CPU work in this process: started at once, it would slow the first page down.
+DEMO_COMPACTION_DELAY_S = 30
+
+
+@st.cache_resource(show_spinner=False)
+def compact_demo_in_background(settings: Settings) -> threading.Timer:
+    """Roll up the demo's closed days once, half a minute after start, as the scheduled
+    compactor does on AWS; until then the overview reads raw events (the same numbers)."""
+    timer = threading.Timer(DEMO_COMPACTION_DELAY_S, compact, args=(settings,))
+    timer.daemon = True
+    timer.start()
+    return timer

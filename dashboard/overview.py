@@ -17,6 +17,7 @@ from dashboard.context import Data, load
 from dashboard.data import backend, cached_rollups
 from dashboard.view import View, comparison_dates, period_dates
 from pipeline import anomalies, metrics, rollups
+from pipeline.errors import RollupsIncomplete
 
 TOPS = {"referrer_source": 10, "path": 10, "country": 10, "device": None}
 
@@ -88,8 +89,11 @@ def _from_events(data: Data) -> Overview:
 def overview(view: View, today: date) -> Overview:
     first, last = period_dates(view, today)
     if rollups_can_answer(view, first, last):
-        found = _from_rollups(view, first, last, today)
-        if found.summary.pageviews or found.summary.visits:
+        try:
+            found = _from_rollups(view, first, last, today)
+        except RollupsIncomplete:
+            found = None  # not compacted yet: one range read of raw events is cheaper
+        if found and (found.summary.pageviews or found.summary.visits):
             return found
     return _from_events(load())
 

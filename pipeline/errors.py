@@ -21,3 +21,7 @@ class MissingResource(PipelineError):
 
 class StorageError(PipelineError):
     """DynamoDB refused a request for a reason other than throttling."""
+
+
+class RollupsIncomplete(PipelineError):
+    """A closed day in the range has no up-to-date rollup yet (the compactor has not run)."""

@@ -10,6 +10,7 @@ import pandas as pd
 
 from pipeline import aws, rollups
 from pipeline.config import Settings, settings_from_env
+from pipeline.errors import RollupsIncomplete
 from pipeline.storage import ROLLUP_PREFIX, dirty_days, drop_pk, event_from_item, event_pk
 
 MAX_PARALLEL_QUERIES = 16
@@ -220,13 +221,16 @@ def load_rollups(
     settings: Settings | None = None,
     now: datetime | None = None,
     dynamodb: Any = None,
+    compute_missing: bool = True,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """One rollup per UTC day from `first` to `last` (inclusive), oldest first.
 
     Closed days come from their stored rollup: one Query for the whole range, whatever the
     traffic. The open day, and any closed day whose rollup is missing or stale (a late event
-    marked it), are computed from raw events on the fly, so the numbers are always current.
+    marked it), are computed from raw events on the fly, so the numbers are always current;
+    with `compute_missing=False` such a closed day raises `RollupsIncomplete` instead (a
+    caller with a faster raw path of its own can take that).
     """
     settings = settings or settings_from_env(**overrides)
     dynamodb = dynamodb or aws.client("dynamodb", settings)
@@ -239,6 +243,8 @@ def load_rollups(
         if day in stored and day not in stale and day < today:
             found.append(stored[day])
             continue
+        if day < today and not compute_missing:
+            raise RollupsIncomplete(f"no up-to-date rollup for {site} on {day} yet")
         start = datetime.combine(day, datetime.min.time(), UTC)
         events = load_events(
             site, start, start + timedelta(days=1), settings=settings, dynamodb=dynamodb
