@@ -230,7 +230,8 @@ def load_rollups(
     traffic. The open day, and any closed day whose rollup is missing or stale (a late event
     marked it), are computed from raw events on the fly, so the numbers are always current;
     with `compute_missing=False` such a closed day raises `RollupsIncomplete` instead (a
-    caller with a faster raw path of its own can take that).
+    caller with a faster raw path of its own can take that). A closed day with neither a
+    rollup nor a marker never had an event written (the consumer marks every day it writes).
     """
     settings = settings or settings_from_env(**overrides)
     dynamodb = dynamodb or aws.client("dynamodb", settings)
@@ -242,6 +243,10 @@ def load_rollups(
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
         if day in stored and day not in stale and day < today:
             found.append(stored[day])
+            continue
+        if day < today and day not in stale:
+            # Never marked, so nothing was ever written for it: an empty day, no read needed.
+            found.append(rollups.compute(events_frame([]), site, day))
             continue
         if day < today and not compute_missing:
             raise RollupsIncomplete(f"no up-to-date rollup for {site} on {day} yet")
