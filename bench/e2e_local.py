@@ -40,6 +40,8 @@ def _start() -> tuple[subprocess.Popen, str, str]:
             str(collector),
             "--rate-limit",
             "0",  # eight clients share 127.0.0.1: no per-address limit in a load test
+            "--site",
+            "bench.example",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -14,7 +14,8 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.consumer import Consumer
-from pipeline.demo import generate_hits
+from pipeline.demo import DEMO_SITE, generate_hits
+from pipeline.sites import new_site, site_item
 
 BATCH = 100
 
@@ -45,6 +46,13 @@ class CountingDynamoDB:
         self.requests += 1
         self._salts.pop(kwargs["Key"]["day"]["S"], None)
         return {}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803
+        self.requests += 1
+        ((table, request),) = RequestItems.items()
+        domains = [key["site"]["S"] for key in request["Keys"]]
+        registered = [site_item(new_site(d)) for d in domains if d == DEMO_SITE]
+        return {"Responses": {table: registered}, "UnprocessedKeys": {}}
 
     def batch_write_item(self, RequestItems: dict[str, list]) -> dict[str, Any]:  # noqa: N803
         self.requests += 1

@@ -32,6 +32,7 @@ from pipeline.emulator import EmbeddedAWS
 from pipeline.enrich import Context, Dropped, enrich, hit_from_message
 from pipeline.query import events_frame, load_rollups
 from pipeline.resources import create_resources
+from pipeline.sites import new_site
 from pipeline.storage import BatchWriter, dirty_item, event_item
 
 DAYS = 30
@@ -39,6 +40,7 @@ NOW = datetime(2026, 11, 1, 0, 30, tzinfo=UTC)  # 30 closed days before it
 PAGE_BYTES = 1024 * 1024
 PAGE_LATENCY_S = 0.015  # one Query round trip on DynamoDB, same region (typical, not a guarantee)
 PARTITION_RCU_PER_S = 3000
+SITES = {DEMO_SITE: new_site(DEMO_SITE)}
 PRICE_PER_MILLION_RRU = 0.125
 
 
@@ -71,9 +73,8 @@ def enriched_events(n: int) -> list[dict[str, Any]]:
     while len(events) < n:
         for hit in generate_hits(NOW - timedelta(minutes=31), days=DAYS, seed=seed):
             parsed = hit_from_message(parse_message(hit.message_body()))
-            result = enrich(
-                parsed, Context(salts={parsed.day: parsed.day.isoformat().encode() * 2})
-            )
+            ctx = Context(salts={parsed.day: parsed.day.isoformat().encode() * 2}, sites=SITES)
+            result = enrich(parsed, ctx)
             if not isinstance(result, Dropped):
                 result["request_id"] = f"{result['request_id']}-{seed}"
                 events.append(result)

@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "deploy":
             found = deploy(target)
             print("\n".join(f"{key}: {value}" for key, value in sorted(found.items())))
+            print(
+                "\nOnly registered sites are counted: "
+                f"PIPELINE_STACK={args.stack} python -m pipeline.sites add your-site.com"
+            )
         elif args.command == "diff":
             changes = diff(target)
             print(

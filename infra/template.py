@@ -150,6 +150,12 @@ def _consumer(code: Code) -> dict[str, Any]:
                 "Resource": arn("SaltsTable"),
             },
             {
+                # Read only: sites are registered by their owners, never by a hit.
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                "Resource": arn("SitesTable"),
+            },
+            {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": arn("ConsumerLogGroup"),
@@ -187,6 +193,7 @@ def _consumer(code: Code) -> dict[str, Any]:
                     "Variables": {
                         "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
                         "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
+                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
                     }
                 },
             },
@@ -677,6 +684,7 @@ def outputs(edge: bool) -> dict[str, Any]:
         **(urls if edge else {}),
         "EventsTable": output(ref("EventsTable"), "DynamoDB table of events"),
         "SaltsTable": output(ref("SaltsTable"), "DynamoDB table of daily salts"),
+        "SitesTable": output(ref("SitesTable"), "DynamoDB table of registered sites"),
         "QueueUrl": output(ref("InboundQueue"), "inbound SQS queue"),
         "DlqUrl": output(ref("DeadLetterQueue"), "dead-letter queue"),
         "QueueName": output({"Fn::GetAtt": ["InboundQueue", "QueueName"]}, "inbound queue name"),
@@ -708,6 +716,7 @@ def build_template(code: Code, edge: bool = True) -> dict[str, Any]:
         "Resources": {
             "EventsTable": _table(resources.EVENTS_KEY_SCHEMA),
             "SaltsTable": _table(resources.SALTS_KEY_SCHEMA),
+            "SitesTable": _table(resources.SITES_KEY_SCHEMA),
             **_queues(),
             **_consumer(code),
             **_compactor(code),

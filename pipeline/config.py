@@ -16,6 +16,7 @@ ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 ENV_REGIONS = ("AWS_REGION", "AWS_DEFAULT_REGION")
 ENV_EVENTS_TABLE = "PIPELINE_EVENTS_TABLE"
 ENV_SALTS_TABLE = "PIPELINE_SALTS_TABLE"
+ENV_SITES_TABLE = "PIPELINE_SITES_TABLE"
 ENV_QUEUE_NAME = "PIPELINE_QUEUE_NAME"
 ENV_DLQ_NAME = "PIPELINE_DLQ_NAME"
 ENV_RETENTION_DAYS = "PIPELINE_RETENTION_DAYS"
@@ -35,6 +36,7 @@ class Settings:
     region: str = DEFAULT_REGION
     events_table: str = f"{DEFAULT_PREFIX}-events"
     salts_table: str = f"{DEFAULT_PREFIX}-salts"
+    sites_table: str = f"{DEFAULT_PREFIX}-sites"
     queue_name: str = f"{DEFAULT_PREFIX}-inbound"
     dlq_name: str = f"{DEFAULT_PREFIX}-dlq"
     # Raw events expire after this many days (DynamoDB TTL). Thirteen months keeps
@@ -60,6 +62,7 @@ class Settings:
         base = cls(
             events_table=f"{prefix}-events",
             salts_table=f"{prefix}-salts",
+            sites_table=f"{prefix}-sites",
             queue_name=f"{prefix}-inbound",
             dlq_name=f"{prefix}-dlq",
         )
@@ -90,6 +93,7 @@ def settings_from_env(
         "region": next((env[name] for name in ENV_REGIONS if env.get(name)), None),
         "events_table": env.get(ENV_EVENTS_TABLE) or None,
         "salts_table": env.get(ENV_SALTS_TABLE) or None,
+        "sites_table": env.get(ENV_SITES_TABLE) or None,
         "queue_name": env.get(ENV_QUEUE_NAME) or None,
         "dlq_name": env.get(ENV_DLQ_NAME) or None,
         "retention_days": int(env[ENV_RETENTION_DAYS]) if env.get(ENV_RETENTION_DAYS) else None,

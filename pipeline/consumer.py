@@ -22,8 +22,9 @@ from pipeline import aws
 from pipeline.config import Settings, settings_from_env
 from pipeline.contract import parse_message
 from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message
-from pipeline.errors import MalformedMessage
+from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.salts import SaltStore
+from pipeline.sites import Site, SiteRegistry
 from pipeline.storage import BatchWriter, dirty_item, drop_item, event_item
 
 log = logging.getLogger("pipeline.consumer")
@@ -54,6 +55,7 @@ class Consumer:
         self._dynamodb = dynamodb or aws.client("dynamodb", settings)
         self._clock = clock
         self.salts = SaltStore(self._dynamodb, settings.salts_table)
+        self.sites = SiteRegistry(self._dynamodb, settings.sites_table)
         self.writer = BatchWriter(self._dynamodb, settings.events_table)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -76,11 +78,12 @@ class Consumer:
                 outcome.failures.append(message_id)
 
         salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
-        ctx = Context(salts=salts, respect_dnt=self.settings.respect_dnt)
+        sites = self._sites_for({hit.site for _, hit in hits})
+        ctx = Context(salts=salts, sites=sites or {}, respect_dnt=self.settings.respect_dnt)
         items_by_message: dict[str, dict[str, Any]] = {}
         touched: set[tuple[str, date]] = set()
         for message_id, hit in hits:
-            if hit.day in salt_failures:
+            if hit.day in salt_failures or sites is None:
                 outcome.failures.append(message_id)
                 continue
             result = enrich(hit, ctx)
@@ -121,6 +124,14 @@ class Consumer:
             len(outcome.failures),
         )
         return outcome
+
+    def _sites_for(self, domains: set[str]) -> dict[str, Site | None] | None:
+        """The registry's answer for each domain; None when it can't be read (redelivery)."""
+        try:
+            return self.sites.lookup(domains)
+        except (ClientError, BotoCoreError, PipelineError) as exc:
+            log.warning("site registry unavailable: %s", exc)
+            return None
 
     def _salts_for(self, days: set[date], now: datetime) -> tuple[dict[date, bytes], set[date]]:
         salts, failed = {}, set()

@@ -28,6 +28,7 @@ from pipeline.config import Settings
 from pipeline.consumer import Consumer
 from pipeline.contract import build_message, encode_message
 from pipeline.resources import queue_url
+from pipeline.sites import new_site, register_site
 from pipeline.worker import Worker
 
 DEMO_SITE = "example.com"
@@ -257,6 +258,7 @@ def load_demo(
     """Generate the demo traffic and push it through the consumer (and, for the last
     `live_minutes`, through SQS and the worker). Re-running overwrites the same events."""
     now = now or datetime.now(UTC)
+    register_site(settings, new_site(DEMO_SITE))
     consumer = Consumer(settings)
     hits = list(generate_hits(now, days=days, seed=seed))
     live_from = int((now - timedelta(minutes=live_minutes)).timestamp() * 1000)

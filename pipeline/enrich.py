@@ -18,6 +18,7 @@ from typing import Any
 from pipeline import geo, referrers
 from pipeline.contract import PixelMessage
 from pipeline.salts import visitor_hash
+from pipeline.sites import Site, host_allowed
 from pipeline.text import clean
 from pipeline.urls import UTM_FIELDS, bare_host, strip_url
 from pipeline.useragents import is_bot, parse_client
@@ -37,6 +38,8 @@ class DropReason(StrEnum):
     NO_PAGE = "no_page"
     DO_NOT_TRACK = "do_not_track"
     STALE = "stale"  # older than the salt window: its visitor can no longer be hashed
+    UNKNOWN_SITE = "unknown_site"  # not in the site registry
+    FOREIGN_HOST = "foreign_host"  # the page's host is not one of the site's hostnames
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ Step = Callable[[Hit, Event, "Context"], "Event | Dropped"]
 @dataclass(frozen=True)
 class Context:
     salts: Mapping[date, bytes]
+    sites: Mapping[str, Site | None]
     respect_dnt: bool = False
 
 
@@ -104,6 +108,8 @@ def drop_bots(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     if not hit.site:
         return Dropped(DropReason.NO_SITE)
+    if ctx.sites.get(hit.site) is None:
+        return Dropped(DropReason.UNKNOWN_SITE)
     return {**event, "site": hit.site, "ts": hit.received_at_ms, "request_id": hit.request_id}
 
 
@@ -111,6 +117,9 @@ def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     page = strip_url(hit.page_url)
     if page is None:
         return Dropped(DropReason.NO_PAGE)
+    site = ctx.sites.get(hit.site)
+    if site is None or not host_allowed(page.host, site.hostnames):
+        return Dropped(DropReason.FOREIGN_HOST)
     utm = {name: page.utm.get(name, "") for name in UTM_FIELDS}
     return {**event, "hostname": page.host, "path": page.path, "url": page.url, **utm}
 

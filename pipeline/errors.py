@@ -25,3 +25,7 @@ class StorageError(PipelineError):
 
 class RollupsIncomplete(PipelineError):
     """A closed day in the range has no up-to-date rollup yet (the compactor has not run)."""
+
+
+class InvalidSite(PipelineError, ValueError):
+    """A site domain, hostname pattern or time zone that the site registry won't take."""

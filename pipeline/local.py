@@ -1,6 +1,7 @@
 """Local collection in one command: emulator, pixel collector, worker and compactor together.
 
     python -m pipeline.local [--emulator-port 4566] [--collector-port 8080] [--demo]
+                             [--site example.com ...]
 
 Point a page's pixel (or, later, the tracking script) at the printed URL, and the dashboard
 at the printed AWS_ENDPOINT_URL. Ctrl-C stops everything cleanly.
@@ -21,10 +22,12 @@ from pipeline.demo import load_demo
 from pipeline.emulator import EmbeddedAWS
 from pipeline.errors import PipelineError
 from pipeline.resources import create_resources
+from pipeline.sites import new_site, register_site
 from pipeline.worker import Worker
 
 # Short enough that a failed message is retried within seconds while you watch.
 LOCAL_VISIBILITY_TIMEOUT = 10
+DEFAULT_SITE = "example.com"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--collector-port", type=int, default=8080, help="pixel collector port (default 8080)"
     )
     parser.add_argument("--demo", action="store_true", help="also load the demo traffic")
+    parser.add_argument(
+        "--site",
+        action="append",
+        help="register a site to count, with its domain and subdomains; repeat it "
+        "(default: example.com)",
+    )
     parser.add_argument(
         "--rate-limit",
         type=float,
@@ -69,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     with EmbeddedAWS(port=args.emulator_port) as emulator:
         settings = settings_from_env(endpoint_url=emulator.endpoint_url)
         create_resources(settings, visibility_timeout=LOCAL_VISIBILITY_TIMEOUT)
+        sites = [new_site(domain) for domain in args.site or [DEFAULT_SITE]]
+        for site in sites:
+            register_site(settings, site)
         consumer = Consumer(settings)
         if args.demo:
             load_demo(settings)
@@ -82,7 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         worker.start()
         compactor = threading.Thread(target=run_compactor, args=(settings, stop), name="compactor")
         compactor.start()
-        print(f"\nPixel:            {collector.url}/pixel?d=example.com&u=https://example.com/")
+        first = sites[0].domain
+        print(f"\nSites counted:    {', '.join(site.domain for site in sites)}")
+        print(f"Pixel:            {collector.url}/pixel?d={first}&u=https://{first}/")
         print(f"AWS_ENDPOINT_URL={emulator.endpoint_url}")
         print(
             "Dashboard:        AWS_ENDPOINT_URL=... make run   (Ctrl-C here stops everything)\n",

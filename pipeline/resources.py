@@ -28,6 +28,7 @@ EVENTS_KEY_SCHEMA = [
     {"AttributeName": "sk", "KeyType": "RANGE"},
 ]
 SALTS_KEY_SCHEMA = [{"AttributeName": "day", "KeyType": "HASH"}]
+SITES_KEY_SCHEMA = [{"AttributeName": "site", "KeyType": "HASH"}]
 
 
 def _attribute_definitions(schema: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -82,6 +83,7 @@ def create_resources(
         dynamodb = aws.client("dynamodb", settings)
         _create_table(dynamodb, settings.events_table, EVENTS_KEY_SCHEMA)
         _create_table(dynamodb, settings.salts_table, SALTS_KEY_SCHEMA)
+        _create_table(dynamodb, settings.sites_table, SITES_KEY_SCHEMA)
         queue_url, dlq_url = create_queues(
             aws.client("sqs", settings), settings, visibility_timeout
         )

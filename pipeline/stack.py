@@ -13,6 +13,7 @@ from pipeline.errors import MissingResource
 _RESOURCE_SETTINGS = {
     "EventsTable": "events_table",
     "SaltsTable": "salts_table",
+    "SitesTable": "sites_table",
     "InboundQueue": "queue_name",
     "DeadLetterQueue": "dlq_name",
 }

@@ -19,6 +19,7 @@ from pipeline.config import Settings
 from pipeline.contract import build_message, encode_message
 from pipeline.emulator import free_port
 from pipeline.resources import create_resources
+from pipeline.sites import new_site, register_site
 
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -30,6 +31,14 @@ IPHONE_UA = (
 )
 GOOGLEBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 FAST_VISIBILITY_TIMEOUT = 1  # seconds: failed messages come back quickly in tests
+# The sites the tests send hits for; the browser tests' pages are served on *.test hosts.
+TEST_SITES = ("example.com", "site.test")
+
+
+def create_test_resources(settings: Settings) -> None:
+    create_resources(settings, visibility_timeout=FAST_VISIBILITY_TIMEOUT)
+    for domain in TEST_SITES:
+        register_site(settings, new_site(domain))
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +57,7 @@ def settings() -> Iterator[Settings]:
     """Fresh resources in moto's in-process mock."""
     with mock_aws():
         current = Settings.for_prefix(f"t{uuid.uuid4().hex[:8]}")
-        create_resources(current, visibility_timeout=FAST_VISIBILITY_TIMEOUT)
+        create_test_resources(current)
         yield current
 
 
@@ -81,7 +90,7 @@ def moto_server() -> Iterator[str]:
 def server_settings(moto_server: str) -> Settings:
     """Fresh resources (unique names) on the shared moto server."""
     current = Settings.for_prefix(f"i{uuid.uuid4().hex[:8]}", endpoint_url=moto_server)
-    create_resources(current, visibility_timeout=FAST_VISIBILITY_TIMEOUT)
+    create_test_resources(current)
     return current
 
 

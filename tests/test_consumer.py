@@ -152,6 +152,7 @@ def test_lambda_handler_reads_its_settings_from_the_environment(
 
     monkeypatch.setenv("PIPELINE_EVENTS_TABLE", settings.events_table)
     monkeypatch.setenv("PIPELINE_SALTS_TABLE", settings.salts_table)
+    monkeypatch.setenv("PIPELINE_SITES_TABLE", settings.sites_table)
     monkeypatch.setattr(consumer_module, "_default_consumer", None)
     response = consumer_module.handler(
         {"Records": [sqs_record(message_factory()), sqs_record("{}", "bad")]}, None

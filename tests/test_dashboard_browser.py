@@ -51,6 +51,7 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         "AWS_ENDPOINT_URL": moto_server,
         "PIPELINE_EVENTS_TABLE": settings.events_table,
         "PIPELINE_SALTS_TABLE": settings.salts_table,
+        "PIPELINE_SITES_TABLE": settings.sites_table,
         "PIPELINE_QUEUE_NAME": settings.queue_name,
         "PIPELINE_DLQ_NAME": settings.dlq_name,
         "PIPELINE_SITE": DEMO_SITE,

@@ -20,11 +20,13 @@ from pipeline.enrich import (
 )
 from pipeline.geo import client_ip, location_from_headers
 from pipeline.salts import visitor_hash
+from pipeline.sites import new_site
 from tests.conftest import CHROME_UA, GOOGLEBOT_UA
 
 RECEIVED = 1_764_150_000_000  # 2025-11-26T09:40:00Z
 DAY = date(2025, 11, 26)
 SALT = b"s" * 32
+SITES = {"example.com": new_site("example.com")}
 
 
 def hit(query: str, headers: dict[str, str] | None = None, ip: str = "203.0.113.7"):
@@ -39,7 +41,7 @@ def run(
     ctx: Context | None = None,
     ip: str = "203.0.113.7",
 ):
-    return enrich(hit(query, headers, ip), ctx or Context(salts={DAY: SALT}))
+    return enrich(hit(query, headers, ip), ctx or Context(salts={DAY: SALT}, sites=SITES))
 
 
 def test_a_full_pageview_event():
@@ -140,21 +142,21 @@ def test_custom_event_with_props():
         pytest.param(
             "d=example.com&u=https%3A%2F%2Fexample.com%2F",
             None,
-            Context(salts={}),
+            Context(salts={}, sites=SITES),
             DropReason.STALE,
             id="salt-gone",
         ),
         pytest.param(
             "d=example.com&u=https%3A%2F%2Fexample.com%2F",
             {"User-Agent": CHROME_UA, "DNT": "1"},
-            Context(salts={DAY: SALT}, respect_dnt=True),
+            Context(salts={DAY: SALT}, sites=SITES, respect_dnt=True),
             DropReason.DO_NOT_TRACK,
             id="dnt-when-respected",
         ),
         pytest.param(
             "d=example.com&u=https%3A%2F%2Fexample.com%2F",
             {"User-Agent": CHROME_UA, "Sec-GPC": "1"},
-            Context(salts={DAY: SALT}, respect_dnt=True),
+            Context(salts={DAY: SALT}, sites=SITES, respect_dnt=True),
             DropReason.DO_NOT_TRACK,
             id="gpc-when-respected",
         ),

@@ -49,6 +49,7 @@ def worker_process(settings) -> subprocess.Popen:
         "AWS_ENDPOINT_URL": settings.endpoint_url,
         "PIPELINE_EVENTS_TABLE": settings.events_table,
         "PIPELINE_SALTS_TABLE": settings.salts_table,
+        "PIPELINE_SITES_TABLE": settings.sites_table,
         "PIPELINE_QUEUE_NAME": settings.queue_name,
         "PIPELINE_DLQ_NAME": settings.dlq_name,
     }

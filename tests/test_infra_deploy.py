@@ -58,7 +58,11 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
     assert int(attributes["VisibilityTimeout"]) == 180
 
     dynamodb = aws.client("dynamodb", found)
-    for table, key in ((found.events_table, ["pk", "sk"]), (found.salts_table, ["day"])):
+    for table, key in (
+        (found.events_table, ["pk", "sk"]),
+        (found.salts_table, ["day"]),
+        (found.sites_table, ["site"]),
+    ):
         described = dynamodb.describe_table(TableName=table)["Table"]
         assert [k["AttributeName"] for k in described["KeySchema"]] == key
         assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
@@ -75,6 +79,7 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
     assert function["Environment"]["Variables"] == {
         "PIPELINE_EVENTS_TABLE": found.events_table,
         "PIPELINE_SALTS_TABLE": found.salts_table,
+        "PIPELINE_SITES_TABLE": found.sites_table,
     }
     compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
     assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.compactor.handler", 300)

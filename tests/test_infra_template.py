@@ -99,8 +99,11 @@ def test_least_privilege(template):
         "InboundQueue",
         "EventsTable",
         "SaltsTable",
+        "SitesTable",
         "ConsumerLogGroup",
     }
+    registry = next(s for s in consumer if s["Resource"]["Fn::GetAtt"][0] == "SitesTable")
+    assert registry["Action"] == ["dynamodb:GetItem", "dynamodb:BatchGetItem"]  # read only
 
 
 def test_pixel_is_a_direct_sqs_integration_with_the_vtl_file(template):

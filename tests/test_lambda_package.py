@@ -37,6 +37,7 @@ def lambda_environment(clean: Path, settings) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "PIPELINE_EVENTS_TABLE": settings.events_table,
         "PIPELINE_SALTS_TABLE": settings.salts_table,
+        "PIPELINE_SITES_TABLE": settings.sites_table,
     }
 
 
