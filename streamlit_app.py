@@ -13,6 +13,7 @@ from dashboard.data import (
     backend,
     compact_demo_in_background,
     refresh,
+    registered_sites,
 )
 from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
@@ -31,9 +32,11 @@ except PipelineError as exc:
     st.error(f"**The analytics backend is not reachable.** {exc}")
     st.stop()
 
+sites = registered_sites()
 if "view" not in st.session_state:
     # A shared link: the URL's parameters are the starting view.
-    start = view_from_params(st.query_params.to_dict(), current.default_site)
+    default_site = current.default_site or next(iter(sites), "")
+    start = view_from_params(st.query_params.to_dict(), default_site)
     st.session_state["view"] = start
     st.session_state.update(
         site=start.site, period=start.period, compare=start.compare, tz=start.tz
@@ -50,7 +53,14 @@ if current.is_demo:
     )
 
 with st.sidebar:
-    st.text_input("Site", key="site")
+    if sites:
+        # A site no longer registered (or typed in) keeps its stored data: it stays choosable.
+        choices = list(
+            dict.fromkeys([*sites, st.session_state["site"]] if st.session_state["site"] else sites)
+        )
+        st.selectbox("Site", choices, key="site", accept_new_options=True)
+    else:
+        st.text_input("Site", key="site")
     st.selectbox("Period", list(PRESETS), format_func=PRESETS.get, key="period")
     first = last = None
     if st.session_state["period"] == "custom":

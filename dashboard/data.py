@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 import pandas as pd
 import streamlit as st
+from botocore.exceptions import BotoCoreError, ClientError
 from streamlit.errors import StreamlitSecretNotFoundError
 
 import pipeline
@@ -23,8 +24,10 @@ from pipeline.config import (
 )
 from pipeline.demo import DEMO_SITE, load_demo
 from pipeline.emulator import EmbeddedAWS
+from pipeline.errors import PipelineError
 from pipeline.query import load_rollups
 from pipeline.resources import create_resources
+from pipeline.sites import Site, list_sites
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,20 @@ def live_events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
     return _live(backend().settings, site, start, end)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def _sites(settings: Settings) -> list[Site]:
+    return list_sites(settings)
+
+
+def registered_sites() -> list[str]:
+    """The registered domains; none when the registry can't be read (the picker then
+    takes any domain)."""
+    try:
+        return [site.domain for site in _sites(backend().settings)]
+    except (PipelineError, ClientError, BotoCoreError):
+        return []
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def _queue_health(settings: Settings) -> dict[str, int | None]:
     return health.queue_health(settings)
@@ -111,6 +128,7 @@ def refresh() -> None:
     _events.clear()
     _live.clear()
     _queue_health.clear()
+    _sites.clear()
     cached_rollups.clear()
 
 

@@ -132,6 +132,8 @@ def test_an_unknown_site_shows_an_empty_state_not_an_error():
     empty = run(site="nobody.example")
     assert not empty.exception and not empty.error
     assert any("No events for **nobody.example**" in info.value for info in empty.info)
+    # The picker offers the registered sites, and keeps the one asked for.
+    assert empty.sidebar.selectbox(key="site").options == [DEMO_SITE, "nobody.example"]
 
 
 def test_pages_table_numbers_equal_the_breakdown(app):
