@@ -30,6 +30,8 @@ class CountingDynamoDB:
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]:
         self.requests += 1
+        if "site" in kwargs["Key"]:
+            return {}  # no referrer-spam list stored
         item = self._salts.get(kwargs["Key"]["day"]["S"])
         return {"Item": item} if item else {}
 

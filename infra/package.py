@@ -25,8 +25,8 @@ LAMBDA_PYTHON = "3.13"
 # Each function's code; the dashboard, demo and local tools stay out of both.
 CONSUMER_MODULES = (
     "__init__.py", "aws.py", "config.py", "consumer.py", "contract.py", "enrich.py", "errors.py",
-    "geo.py", "referrers.py", "salts.py", "sites.py", "storage.py", "text.py", "urls.py",
-    "useragents.py",
+    "geo.py", "referrers.py", "salts.py", "sites.py", "spam.py", "storage.py", "text.py",
+    "urls.py", "useragents.py",
 )  # fmt: skip
 MODULES = {
     "consumer": CONSUMER_MODULES,

@@ -222,6 +222,12 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "Resource": arn("EventsTable"),
             },
             {
+                # The daily refresh of the referrer-spam list, stored beside the sites.
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                "Resource": arn("SitesTable"),
+            },
+            {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                 "Resource": arn("CompactorLogGroup"),
@@ -261,6 +267,7 @@ def _compactor(code: Code) -> dict[str, Any]:
                     "Variables": {
                         "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
                         "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
+                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
                     }
                 },
             },

@@ -5,7 +5,8 @@ from their raw events with the dashboard's own metric code, overwrites the rollu
 it twice gives the same record), then removes the marker only if no event re-marked the day
 meanwhile (a conditional delete), so a late event is never lost between read and write. On
 AWS it is a scheduled Lambda (`pipeline.compactor.handler`); locally `python -m
-pipeline.local` runs it on the same schedule.
+pipeline.local` runs it on the same schedule. The Lambda also refreshes the referrer-spam
+list once a day (`pipeline/spam.py`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline import aws, rollups
+from pipeline import aws, rollups, spam
 from pipeline.config import Settings, settings_from_env
+from pipeline.errors import PipelineError
 from pipeline.query import load_events
 from pipeline.storage import DIRTY_PK, BatchWriter, dirty_days, rollup_items
 
@@ -93,9 +95,21 @@ def compact(
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """The scheduled Lambda (EventBridge, every 15 minutes)."""
     logging.getLogger().setLevel(logging.INFO)
-    report = compact(settings_from_env())
+    settings = settings_from_env()
+    report = compact(settings)
     return {
         "days": len(report.days),
         "events_read": report.events_read,
         "items_written": report.items_written,
+        "spam_list_refreshed": refresh_spam_list(settings),
     }
+
+
+def refresh_spam_list(settings: Settings) -> bool:
+    """Keep the referrer-spam list at most a day old; a failed fetch only logs (the list
+    stored before stays in force)."""
+    try:
+        return spam.refresh_if_stale(settings) is not None
+    except PipelineError as exc:
+        log.warning("referrer-spam list not refreshed: %s", exc)
+        return False

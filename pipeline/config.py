@@ -23,9 +23,14 @@ ENV_RETENTION_DAYS = "PIPELINE_RETENTION_DAYS"
 ENV_RESPECT_DNT = "PIPELINE_RESPECT_DNT"
 ENV_STACK = "PIPELINE_STACK"
 ENV_SHARDS = "PIPELINE_SHARDS"
+ENV_SPAM_LIST_URL = "PIPELINE_SPAM_LIST_URL"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
+# Matomo's community-maintained referrer-spam list (pipeline/spam.py).
+MATOMO_SPAM_LIST_URL = (
+    "https://raw.githubusercontent.com/matomo-org/referrer-spam-list/master/spammers.txt"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,8 @@ class Settings:
     # Write partitions per day for busy sites, as ((site, n), ...): one partition takes about
     # 1,000 writes a second. Only ever raise n for a site (readers read shards 0..n-1).
     shards: tuple[tuple[str, int], ...] = ()
+    # Where the referrer-spam list is fetched from (a URL or a file); "" never fetches.
+    spam_list_url: str = MATOMO_SPAM_LIST_URL
 
     def shards_for(self, site: str) -> int:
         return max(1, dict(self.shards).get(site, 1))
@@ -99,6 +106,7 @@ def settings_from_env(
         "retention_days": int(env[ENV_RETENTION_DAYS]) if env.get(ENV_RETENTION_DAYS) else None,
         "respect_dnt": _truthy(env[ENV_RESPECT_DNT]) if env.get(ENV_RESPECT_DNT) else None,
         "shards": parse_shards(env[ENV_SHARDS]) if env.get(ENV_SHARDS) else None,
+        "spam_list_url": env.get(ENV_SPAM_LIST_URL),
     }
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

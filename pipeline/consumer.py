@@ -25,6 +25,7 @@ from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.salts import SaltStore
 from pipeline.sites import Site, SiteRegistry
+from pipeline.spam import BlocklistCache
 from pipeline.storage import BatchWriter, dirty_item, drop_item, event_item
 
 log = logging.getLogger("pipeline.consumer")
@@ -56,6 +57,7 @@ class Consumer:
         self._clock = clock
         self.salts = SaltStore(self._dynamodb, settings.salts_table)
         self.sites = SiteRegistry(self._dynamodb, settings.sites_table)
+        self.spam = BlocklistCache(self._dynamodb, settings.sites_table)
         self.writer = BatchWriter(self._dynamodb, settings.events_table)
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -78,12 +80,15 @@ class Consumer:
                 outcome.failures.append(message_id)
 
         salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
-        sites = self._sites_for({hit.site for _, hit in hits})
-        ctx = Context(salts=salts, sites=sites or {}, respect_dnt=self.settings.respect_dnt)
+        registry = self._registry_for({hit.site for _, hit in hits})
+        sites, spam = registry or ({}, frozenset())
+        ctx = Context(
+            salts=salts, sites=sites, spam_domains=spam, respect_dnt=self.settings.respect_dnt
+        )
         items_by_message: dict[str, dict[str, Any]] = {}
         touched: set[tuple[str, date]] = set()
         for message_id, hit in hits:
-            if hit.day in salt_failures or sites is None:
+            if hit.day in salt_failures or registry is None:
                 outcome.failures.append(message_id)
                 continue
             result = enrich(hit, ctx)
@@ -125,10 +130,13 @@ class Consumer:
         )
         return outcome
 
-    def _sites_for(self, domains: set[str]) -> dict[str, Site | None] | None:
-        """The registry's answer for each domain; None when it can't be read (redelivery)."""
+    def _registry_for(
+        self, domains: set[str]
+    ) -> tuple[dict[str, Site | None], frozenset[str]] | None:
+        """Each domain's registered site and the referrer-spam domains; None when the
+        registry can't be read (the batch is redelivered rather than counted unchecked)."""
         try:
-            return self.sites.lookup(domains)
+            return self.sites.lookup(domains), self.spam.domains()
         except (ClientError, BotoCoreError, PipelineError) as exc:
             log.warning("site registry unavailable: %s", exc)
             return None

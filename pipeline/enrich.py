@@ -19,6 +19,7 @@ from pipeline import geo, referrers
 from pipeline.contract import PixelMessage
 from pipeline.salts import visitor_hash
 from pipeline.sites import Site, host_allowed
+from pipeline.spam import is_spam
 from pipeline.text import clean
 from pipeline.urls import UTM_FIELDS, bare_host, strip_url
 from pipeline.useragents import is_bot, parse_client
@@ -40,6 +41,7 @@ class DropReason(StrEnum):
     STALE = "stale"  # older than the salt window: its visitor can no longer be hashed
     UNKNOWN_SITE = "unknown_site"  # not in the site registry
     FOREIGN_HOST = "foreign_host"  # the page's host is not one of the site's hostnames
+    REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ Step = Callable[[Hit, Event, "Context"], "Event | Dropped"]
 class Context:
     salts: Mapping[date, bytes]
     sites: Mapping[str, Site | None]
+    spam_domains: frozenset[str] = frozenset()
     respect_dnt: bool = False
 
 
@@ -127,6 +130,8 @@ def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     ref = strip_url(hit.referrer_url, keep_route_fragment=False) if hit.referrer_url else None
     external = ref is not None and bare_host(ref.host) != bare_host(event["hostname"])
+    if external and is_spam(ref.host, ctx.spam_domains):
+        return Dropped(DropReason.REFERRER_SPAM)
     if external:
         referrer, source = f"{ref.host}{ref.path}", referrers.source_for_host(bare_host(ref.host))
     elif event["utm_source"]:

@@ -171,7 +171,9 @@ def list_sites(settings: Settings) -> list[Site]:
         dynamodb, kwargs = aws.client("dynamodb", settings), {}
         while True:
             page = dynamodb.scan(TableName=settings.sites_table, **kwargs)
-            sites += [site_from_item(item) for item in page.get("Items", [])]
+            items = page.get("Items", [])
+            # Keys starting with "#" hold registry-wide settings (the referrer-spam list).
+            sites += [site_from_item(i) for i in items if not i["site"]["S"].startswith("#")]
             if "LastEvaluatedKey" not in page:
                 break
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}

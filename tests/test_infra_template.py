@@ -219,11 +219,17 @@ def test_compactor_runs_on_a_schedule_with_only_the_rights_it_needs(template):
     assert function["Code"] == {"S3Bucket": CODE.bucket, "S3Key": CODE.compactor_key}
     assert resource(template, "CompactorSchedule")["ScheduleExpression"] == "rate(15 minutes)"
     assert resource(template, "CompactorSchedulePermission")["Principal"] == "events.amazonaws.com"
-    actions = {a for s in _statements(template, "CompactorRole") for a in s["Action"]}
-    assert actions == {
-        "dynamodb:Query",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:DeleteItem",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
+    rights = {
+        (s["Resource"]["Fn::GetAtt"][0], a)
+        for s in _statements(template, "CompactorRole")
+        for a in s["Action"]
+    }
+    assert rights == {
+        ("EventsTable", "dynamodb:Query"),
+        ("EventsTable", "dynamodb:BatchWriteItem"),
+        ("EventsTable", "dynamodb:DeleteItem"),
+        ("SitesTable", "dynamodb:GetItem"),  # the referrer-spam list's daily refresh
+        ("SitesTable", "dynamodb:PutItem"),
+        ("CompactorLogGroup", "logs:CreateLogStream"),
+        ("CompactorLogGroup", "logs:PutLogEvents"),
     }

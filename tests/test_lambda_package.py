@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from infra import package
-from pipeline import load_events
+from pipeline import aws, load_events
+from pipeline.spam import read_blocklist
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +119,9 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
     yesterday = datetime.now(UTC) - timedelta(days=1)
     body = message_factory(received_at_ms=int(yesterday.timestamp() * 1000))
     assert Consumer(server_settings).process([sqs_record(body)]).stored == 1
-    env = lambda_environment(clean, server_settings)
+    spam_list = tmp_path / "spammers.txt"
+    spam_list.write_text("semalt.example\ndarodar.example\n")
+    env = lambda_environment(clean, server_settings) | {"PIPELINE_SPAM_LIST_URL": str(spam_list)}
     result = subprocess.run(
         [sys.executable, "-c", RUN_COMPACTOR, str(clean)],
         cwd=clean,
@@ -128,7 +131,10 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["days"] == 1
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["days"], report["spam_list_refreshed"]) == (1, True)
+    stored = read_blocklist(aws.client("dynamodb", server_settings), server_settings.sites_table)
+    assert stored.domains == {"semalt.example", "darodar.example"}
     (day,) = load_rollups(
         "example.com", yesterday.date(), yesterday.date(), settings=server_settings
     )
