@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run local test lint format bench clean
+.PHONY: install run local test lint audit format bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: install
 
 test: lint
 	$(VENV)/bin/pytest
+
+# Known vulnerabilities in every pin (pip-audit) and bandit on our code; see security/accepted.toml.
+audit: install
+	$(PY) -m security.audit
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -1,0 +1,1 @@
+"""Supply-chain and code checks run by CI: `python -m security.audit`."""
