@@ -174,6 +174,14 @@ def test_a_page_load_is_one_pageview_with_path_referrer_screen_and_browser(
     assert visit.console_errors == [] and visit.page_errors == []
 
 
+def test_the_snippet_copied_onto_another_host_counts_nothing(tracked, page_server, visit):
+    # Someone pastes the site's snippet (data-domain="site.test") into a page of their own.
+    visit.page.goto(f"http://copycat.test:{page_server.server_address[1]}/landing")
+    visit.wait_for_pixel_requests(2)  # the pageview and the queued event are still sent...
+    wait_for(lambda: tracked.drops(SITE).get("foreign_host", 0) == 2)  # ...and refused
+    assert len(tracked.events(SITE)) == 0
+
+
 def test_spa_navigations_are_pageviews_and_a_same_path_replace_is_not(tracked, page_server, visit):
     visit.page.goto(site_url(page_server))
     visit.page.evaluate("history.pushState({}, '', '/app/a')")
