@@ -55,9 +55,8 @@ if current.is_demo:
 with st.sidebar:
     if sites:
         # A site no longer registered (or typed in) keeps its stored data: it stays choosable.
-        choices = list(
-            dict.fromkeys([*sites, st.session_state["site"]] if st.session_state["site"] else sites)
-        )
+        chosen = [st.session_state["site"]] if st.session_state["site"] else []
+        choices = list(dict.fromkeys([*sites, *chosen]))
         st.selectbox("Site", choices, key="site", accept_new_options=True)
     else:
         st.text_input("Site", key="site")

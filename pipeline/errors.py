@@ -28,4 +28,4 @@ class RollupsIncomplete(PipelineError):
 
 
 class InvalidSite(PipelineError, ValueError):
-    """A site domain, hostname pattern or time zone that the site registry won't take."""
+    """A site domain or hostname pattern that the site registry won't take."""

@@ -30,6 +30,8 @@ from pipeline.config import Settings, settings_from_env
 from pipeline.errors import InvalidSite, PipelineError, StorageError
 
 CACHE_SECONDS = 60.0
+# Hits may name any site: the cache of answers (unknown sites included) must not grow without end.
+MAX_CACHED = 10_000
 BATCH_GET_LIMIT = 100
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
@@ -118,6 +120,10 @@ class SiteRegistry:
         """Each domain's site, None when it is not registered. Raises on a read error."""
         now = self._clock()
         wanted = set(domains)
+        if len(self._cache) > MAX_CACHED:
+            self._cache = {d: v for d, v in self._cache.items() if not self._expired(d, now)}
+            if len(self._cache) > MAX_CACHED:
+                self._cache.clear()
         stale = sorted(d for d in wanted if d and self._expired(d, now))
         for start in range(0, len(stale), BATCH_GET_LIMIT):
             chunk = stale[start : start + BATCH_GET_LIMIT]

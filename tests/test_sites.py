@@ -152,6 +152,15 @@ def test_the_registry_is_cached_and_sees_a_new_site_after_its_cache_time(setting
     assert registry.lookup({"new.example"})["new.example"] == new_site("new.example")
 
 
+def test_made_up_site_names_cannot_grow_the_registry_cache_without_end(settings, monkeypatch):
+    monkeypatch.setattr("pipeline.sites.MAX_CACHED", 50)
+    registry = SiteRegistry(aws.client("dynamodb", settings), settings.sites_table)
+    for batch in range(5):
+        registry.lookup({f"junk{batch}-{n}.example" for n in range(40)} | {"example.com"})
+        assert len(registry._cache) <= 50 + 41
+    assert registry.lookup({"example.com"})["example.com"] == new_site("example.com")
+
+
 def test_the_registry_reads_more_sites_than_one_batch_get_takes(settings):
     dynamodb = aws.client("dynamodb", settings)
     for n in range(130):
