@@ -117,10 +117,10 @@ def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 
 
 def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
-    page = strip_url(hit.page_url)
+    site = ctx.sites.get(hit.site)
+    page = strip_url(hit.page_url, keep_query=site.query_params if site else ())
     if page is None:
         return Dropped(DropReason.NO_PAGE)
-    site = ctx.sites.get(hit.site)
     if site is None or not host_allowed(page.host, site.hostnames):
         return Dropped(DropReason.FOREIGN_HOST)
     utm = {name: page.utm.get(name, "") for name in UTM_FIELDS}

@@ -6,11 +6,14 @@ page (drop reasons `unknown_site` and `foreign_host`). A site is one item in its
 
     {"site": "example.com", "hostnames": ["example.com", "*.example.com"]}
 
-`*.example.com` allows every subdomain (not the apex itself). The consumer reads the registry
+`*.example.com` allows every subdomain (not the apex itself). A site may also keep some query
+parameters in its page URLs (`"query_params": ["page", "q"]`; every other parameter but
+`utm_*` is stripped, as always). The consumer reads the registry
 with BatchGetItem and keeps answers, known and unknown, for `CACHE_SECONDS`: a newly
 registered site is counted within that time.
 
     python -m pipeline.sites add example.com [--hostname shop.example.net ...]
+                                             [--keep-query page ...]
     python -m pipeline.sites list
     python -m pipeline.sites remove example.com
 """
@@ -35,12 +38,14 @@ MAX_CACHED = 10_000
 BATCH_GET_LIMIT = 100
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,100}$")
 
 
 @dataclass(frozen=True)
 class Site:
     domain: str
     hostnames: tuple[str, ...]
+    query_params: tuple[str, ...] = ()
 
 
 def normalize_domain(text: str) -> str:
@@ -79,17 +84,28 @@ def host_allowed(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def new_site(domain: str, hostnames: Sequence[str] = ()) -> Site:
+def check_query_param(name: str) -> str:
+    if not _QUERY_PARAM.match(name) or name.startswith("utm_"):
+        raise InvalidSite(
+            f"{name!r} is not a query parameter name to keep (letters, digits, _ . - [ ]; "
+            "utm_* are always kept)"
+        )
+    return name
+
+
+def new_site(domain: str, hostnames: Sequence[str] = (), query_params: Sequence[str] = ()) -> Site:
     """A validated site; with no hostnames, the domain and its subdomains."""
     domain = normalize_domain(domain)
     patterns = tuple(dict.fromkeys(normalize_hostname_pattern(h) for h in hostnames))
-    return Site(domain, patterns or default_hostnames(domain))
+    kept = tuple(dict.fromkeys(check_query_param(name) for name in query_params))
+    return Site(domain, patterns or default_hostnames(domain), kept)
 
 
 def site_item(site: Site) -> dict[str, Any]:
     return {
         "site": {"S": site.domain},
         "hostnames": {"L": [{"S": h} for h in site.hostnames]},
+        "query_params": {"L": [{"S": q} for q in site.query_params]},
     }
 
 
@@ -97,6 +113,7 @@ def site_from_item(item: Mapping[str, Any]) -> Site:
     return Site(
         domain=item["site"]["S"],
         hostnames=tuple(h["S"] for h in item["hostnames"]["L"]),
+        query_params=tuple(q["S"] for q in item.get("query_params", {}).get("L", [])),
     )
 
 
@@ -186,6 +203,10 @@ def list_sites(settings: Settings) -> list[Site]:
     return sorted(sites, key=lambda s: s.domain)
 
 
+def _kept(site: Site) -> str:
+    return f"; keeps ?{', ?'.join(site.query_params)}" if site.query_params else ""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.sites", description="Register the sites whose hits are counted."
@@ -200,6 +221,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a page hostname counted for the site; repeat it; *.example.com for subdomains "
         "(default: the domain and its subdomains)",
     )
+    add.add_argument(
+        "--keep-query",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a query parameter kept in the site's page URLs (e.g. page); repeat it "
+        "(default: none but utm_*)",
+    )
     commands.add_parser("list", help="list the registered sites")
     remove = commands.add_parser("remove", help="stop counting a site (its data stays)")
     remove.add_argument("domain")
@@ -211,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_env()
     try:
         if args.command == "add":
-            site = new_site(args.domain, args.hostname)
+            site = new_site(args.domain, args.hostname, args.keep_query)
             register_site(settings, site)
-            print(f"{site.domain}: counted from {', '.join(site.hostnames)}")
+            print(f"{site.domain}: counted from {', '.join(site.hostnames)}{_kept(site)}")
         elif args.command == "list":
             for site in list_sites(settings):
-                print(f"{site.domain}\t{', '.join(site.hostnames)}")
+                print(f"{site.domain}\t{', '.join(site.hostnames)}\t{', '.join(site.query_params)}")
         elif not remove_site(settings, args.domain):
             print(f"{args.domain} was not registered", file=sys.stderr)
             return 1

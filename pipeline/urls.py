@@ -1,4 +1,5 @@
-"""Page and referrer URLs reduced to what analytics needs: host and path (plus `utm_*`)."""
+"""Page and referrer URLs reduced to what analytics needs: host and path (plus `utm_*`, and
+the query parameters a site chose to keep)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ MAX_HOST = 253
 MAX_PATH = 2000
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_UTM = 300
+MAX_KEPT_VALUE = 300
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,12 @@ class StrippedUrl:
     host: str
     path: str
     utm: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
-        """Scheme-less host + path, plus the kept `utm_*` parameters."""
-        query = urlencode(self.utm)
+        """Scheme-less host + path, plus the `utm_*` and the site's own kept parameters."""
+        query = urlencode({**self.utm, **self.kept})
         return f"{self.host}{self.path}" + (f"?{query}" if query else "")
 
 
@@ -58,20 +61,28 @@ def _path(parts, keep_route_fragment: bool) -> str:
 
 
 @lru_cache(maxsize=16384)  # pages and referrers repeat; parsing is a third of enrichment
-def strip_url(raw: str, keep_route_fragment: bool = True) -> StrippedUrl | None:
-    """Host + path + `utm_*` of a URL; None when it has no host (nothing to attribute)."""
+def strip_url(
+    raw: str, keep_route_fragment: bool = True, keep_query: tuple[str, ...] = ()
+) -> StrippedUrl | None:
+    """Host + path + `utm_*` (+ the parameters named in `keep_query`) of a URL; None when it
+    has no host (nothing to attribute). Every other query parameter is dropped."""
     parts = _split(raw)
     if parts is None:
         return None
     host = _host(parts)
     if not host:
         return None
-    utm = {}
+    utm, kept = {}, {}
     for key, value in parse_qsl(parts.query, keep_blank_values=False, errors="replace"):
         if key in UTM_FIELDS and key not in utm:
             utm[key] = clean(value, MAX_UTM)
+        elif key in keep_query and key not in kept:
+            kept[key] = clean(value, MAX_KEPT_VALUE)
     return StrippedUrl(
-        host=host, path=_path(parts, keep_route_fragment), utm={k: v for k, v in utm.items() if v}
+        host=host,
+        path=_path(parts, keep_route_fragment),
+        utm={k: v for k, v in utm.items() if v},
+        kept={k: v for k, v in kept.items() if v},
     )
 
 

@@ -65,19 +65,22 @@ def test_a_new_site_is_normalised_and_defaults_to_its_domain_and_subdomains():
 
 
 @pytest.mark.parametrize(
-    ("domain", "hostnames"),
+    ("domain", "hostnames", "query_params"),
     [
-        ("https://example.com/", ()),
-        ("exa mple.com", ()),
-        ("-bad.example", ()),
-        ("", ()),
-        ("example.com", ("*",)),
-        ("example.com", ("shop.*.com",)),
+        ("https://example.com/", (), ()),
+        ("exa mple.com", (), ()),
+        ("-bad.example", (), ()),
+        ("", (), ()),
+        ("example.com", ("*",), ()),
+        ("example.com", ("shop.*.com",), ()),
+        ("example.com", (), ("utm_source",)),
+        ("example.com", (), ("a b",)),
+        ("example.com", (), ("",)),
     ],
 )
-def test_invalid_sites_are_refused_with_a_reason(domain, hostnames):
+def test_invalid_sites_are_refused_with_a_reason(domain, hostnames, query_params):
     with pytest.raises(InvalidSite, match="is not a"):
-        new_site(domain, hostnames)
+        new_site(domain, hostnames, query_params)
 
 
 def test_only_registered_sites_are_counted(settings, message_factory, sqs_record):
@@ -123,6 +126,26 @@ def test_a_plain_pixel_is_checked_against_its_referer(settings, message_factory,
     )
     outcome = Consumer(settings).process([sqs_record(spoofed)])
     assert dict(outcome.dropped) == {"foreign_host": 1}
+
+
+def test_a_site_keeps_the_query_parameters_it_chose_and_no_others(
+    settings, message_factory, sqs_record
+):
+    register_site(settings, new_site("example.com", query_params=["page", "q"]))
+    page = "https://example.com/blog?page=2&q=shoes&email=a%40b.example&utm_source=nl&token=x"
+    Consumer(settings).process([sqs_record(page_hit(message_factory, "example.com", page))])
+    now = datetime.now(UTC)
+    (url,) = load_events(
+        "example.com", now - timedelta(hours=1), now + timedelta(hours=1), settings=settings
+    )["url"]
+    assert url == "example.com/blog?utm_source=nl&page=2&q=shoes"
+    # Another site keeps nothing but utm_*.
+    plain = page_hit(message_factory, "site.test", page.replace("example.com", "site.test"))
+    Consumer(settings).process([sqs_record(plain)])
+    (url,) = load_events(
+        "site.test", now - timedelta(hours=1), now + timedelta(hours=1), settings=settings
+    )["url"]
+    assert url == "site.test/blog?utm_source=nl"
 
 
 def test_a_site_can_be_limited_to_other_hostnames(settings, message_factory, sqs_record):
@@ -183,11 +206,13 @@ def test_an_unreadable_registry_sends_the_batch_back_for_redelivery(
 
 def test_the_command_line_adds_lists_and_removes_sites(settings, monkeypatch, capsys):
     monkeypatch.setenv("PIPELINE_SITES_TABLE", settings.sites_table)
-    assert main(["add", "Shop.Example.org", "--hostname", "*.example.org"]) == 0
-    assert "shop.example.org: counted from *.example.org" in capsys.readouterr().out
+    assert (
+        main(["add", "Shop.Example.org", "--hostname", "*.example.org", "--keep-query", "q"]) == 0
+    )
+    assert "shop.example.org: counted from *.example.org; keeps ?q" in capsys.readouterr().out
     assert main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert "shop.example.org\t*.example.org" in listed
+    assert "shop.example.org\t*.example.org\tq" in listed
     assert [s.domain for s in list_sites(settings)] == [
         "example.com",
         "shop.example.org",
