@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +29,18 @@ from pipeline.spam import BlocklistCache
 from pipeline.storage import BatchWriter, dirty_item, drop_item, event_item
 
 log = logging.getLogger("pipeline.consumer")
+# The compactor never clears the marker of a day still open, so once this consumer has written
+# (site, today)'s marker it need not write it again, except near midnight: a batch that could
+# still be writing when the day closes marks it, as does every event of a closed day.
+REMARK_BEFORE_MIDNIGHT = timedelta(minutes=5)
+
+
+def still_marked(
+    key: tuple[str, date], now: datetime, marked_open_days: set[tuple[str, date]]
+) -> bool:
+    """Whether (site, day) keeps the marker this consumer wrote for it, through this batch."""
+    end_of_day = datetime.combine(key[1] + timedelta(days=1), datetime.min.time(), UTC)
+    return key in marked_open_days and end_of_day - now >= REMARK_BEFORE_MIDNIGHT
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Consumer:
         self.sites = SiteRegistry(self._dynamodb, settings.sites_table)
         self.spam = BlocklistCache(self._dynamodb, settings.sites_table)
         self.writer = BatchWriter(self._dynamodb, settings.events_table)
+        self._marked_open_days: set[tuple[str, date]] = set()
 
     def handle(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point shape: `{"Records": [...]}` in, partial-batch response out."""
@@ -103,9 +116,14 @@ class Consumer:
             items_by_message[message_id] = item
 
         # Every (site, day) written to is marked for the compactor: a closed day's rollup is
-        # recomputed after late events, and a day that just closed gets its first rollup.
+        # recomputed after late events, and a day that just closed gets its first rollup. An
+        # open day this consumer already marked keeps its marker (see REMARK_BEFORE_MIDNIGHT).
         marked_at = int(now.timestamp() * 1000)
-        markers = {(site, day): dirty_item(site, day, marked_at) for site, day in touched}
+        markers = {
+            (site, day): dirty_item(site, day, marked_at)
+            for site, day in touched
+            if not still_marked((site, day), now, self._marked_open_days)
+        }
         written = self.writer.write([*items_by_message.values(), *markers.values()])
         unwritten = {(i["pk"]["S"], i["sk"]["S"]) for i in written}
         # Without its marker a day could keep a stale rollup: its events are redelivered too.
@@ -114,6 +132,10 @@ class Consumer:
             if (hit.site, hit.day) in unmarked and message_id in items_by_message:
                 item = items_by_message[message_id]
                 unwritten.add((item["pk"]["S"], item["sk"]["S"]))
+        today = now.astimezone(UTC).date()
+        self._marked_open_days = {
+            key for key in (*self._marked_open_days, *markers.keys() - unmarked) if key[1] >= today
+        }
         for message_id, item in items_by_message.items():
             if (item["pk"]["S"], item["sk"]["S"]) in unwritten:
                 outcome.failures.append(message_id)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import pytest
 
 from pipeline import aws, load_drops, load_events
 from pipeline.consumer import Consumer
-from pipeline.storage import BatchWriter
+from pipeline.storage import DIRTY_PK, BatchWriter
 from tests.conftest import GOOGLEBOT_UA
 from tests.faults import DynamoFaults
 
@@ -115,13 +116,50 @@ def test_writes_that_never_succeed_are_reported_for_redelivery(
     assert event_items(settings) == []
 
 
+def at(hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(datetime.now(UTC).date(), dtime(hour, minute), UTC)
+
+
 def test_writes_go_in_batches_of_25(settings, message_factory, sqs_record):
-    consumer = Consumer(settings)
-    consumer.process([sqs_record(message_factory())])  # creates today's salt
+    consumer = Consumer(settings, clock=lambda: at(12).timestamp())
+    consumer.process([sqs_record(message_factory())])  # today's salt, and the day's marker
     before = consumer.writer.requests
     consumer.process([sqs_record(message_factory()) for _ in range(100)])
-    # 100 events and the day's compaction marker: 101 items, 5 requests.
-    assert consumer.writer.requests - before == 5
+    # 100 events; the open day already carries this consumer's marker: 4 requests, not 5.
+    assert consumer.writer.requests - before == 4
+
+
+def marker_times(settings) -> dict[str, int]:
+    items = aws.client("dynamodb", settings).query(
+        TableName=settings.events_table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": DIRTY_PK}},
+    )["Items"]
+    return {item["sk"]["S"]: int(item["marked_at"]["N"]) for item in items}
+
+
+def test_an_open_day_is_marked_once_and_again_near_midnight(settings, message_factory, sqs_record):
+    day = f"example.com#{at(0).date().isoformat()}"
+    consumer = Consumer(settings)
+    consumer.process([sqs_record(message_factory())], now=at(12))
+    first = marker_times(settings)[day]
+    consumer.process([sqs_record(message_factory())], now=at(23, 54))
+    assert marker_times(settings)[day] == first  # the marker stands: not written again
+    consumer.process([sqs_record(message_factory())], now=at(23, 56))
+    assert marker_times(settings)[day] == int(at(23, 56).timestamp() * 1000)
+    # A new consumer (another Lambda instance) knows of no marker: it writes its own.
+    Consumer(settings).process([sqs_record(message_factory())], now=at(13))
+    assert marker_times(settings)[day] == int(at(13).timestamp() * 1000)
+
+
+def test_every_event_of_a_closed_day_marks_it(settings, message_factory, sqs_record):
+    yesterday = at(0) - timedelta(hours=2)
+    day = f"example.com#{yesterday.date().isoformat()}"
+    late = lambda: message_factory(received_at_ms=int(yesterday.timestamp() * 1000))  # noqa: E731
+    consumer = Consumer(settings)
+    consumer.process([sqs_record(late())], now=at(1))
+    consumer.process([sqs_record(late())], now=at(2))
+    assert marker_times(settings)[day] == int(at(2).timestamp() * 1000)
 
 
 def test_an_item_dynamodb_rejects_fails_alone(settings, message_factory, sqs_record, monkeypatch):
