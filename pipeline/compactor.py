@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws, rollups, spam
 from pipeline.config import Settings, settings_from_env
@@ -110,6 +110,6 @@ def refresh_spam_list(settings: Settings) -> bool:
     stored before stays in force)."""
     try:
         return spam.refresh_if_stale(settings) is not None
-    except PipelineError as exc:
+    except (PipelineError, ClientError, BotoCoreError) as exc:
         log.warning("referrer-spam list not refreshed: %s", exc)
         return False

@@ -15,7 +15,6 @@ referrer's host, or any parent domain of it, is on the list is dropped as `refer
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import urllib.request
@@ -37,8 +36,6 @@ CACHE_SECONDS = 300.0
 REFRESH_AFTER_SECONDS = 24 * 3600
 FETCH_TIMEOUT_SECONDS = 20
 MAX_LIST_BYTES = 2 * 1024 * 1024
-
-log = logging.getLogger("pipeline.spam")
 
 
 @dataclass(frozen=True)
@@ -120,17 +117,25 @@ class BlocklistCache:
         return self._domains
 
 
-def fetch_list(source: str) -> str:
-    """The list's text from an http(s) URL or a local file."""
+def _read(source: str) -> bytes:
     if not source.startswith(("https://", "http://")):
-        return Path(source).read_text(encoding="utf-8")
+        return Path(source).read_bytes()
     # S310: only http(s) reaches urllib (checked above), never file: or a custom scheme.
     request = urllib.request.Request(source, headers={"User-Agent": "analytics-spam-list/1"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+        return response.read(MAX_LIST_BYTES + 1)
+
+
+def fetch_list(source: str) -> str:
+    """The list's text from an http(s) URL or a local file."""
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.read(MAX_LIST_BYTES).decode("utf-8", "replace")
+        data = _read(source)
     except OSError as exc:
         raise PipelineError(f"could not fetch the referrer-spam list from {source}: {exc}") from exc
+    if len(data) > MAX_LIST_BYTES:
+        # A cut-off last line could be a shorter, innocent domain: refuse rather than truncate.
+        raise PipelineError(f"{source} is over {MAX_LIST_BYTES:,} bytes: not a referrer-spam list")
+    return data.decode("utf-8", "replace")
 
 
 def update_blocklist(settings: Settings, source: str, now: datetime | None = None) -> Blocklist:

@@ -94,7 +94,9 @@ def test_the_list_is_fetched_over_http_and_kept_beside_the_sites(settings, list_
     assert [site.domain for site in list_sites(settings)] == ["example.com", "site.test"]
 
 
-def test_a_failed_or_empty_download_keeps_the_list_in_force(settings, list_file, tmp_path):
+def test_a_failed_empty_or_oversized_download_keeps_the_list_in_force(
+    settings, list_file, tmp_path
+):
     update_blocklist(settings, str(list_file), now=NOW)
     with pytest.raises(PipelineError, match="could not fetch the referrer-spam list"):
         update_blocklist(settings, "http://127.0.0.1:9/spammers.txt")
@@ -102,6 +104,12 @@ def test_a_failed_or_empty_download_keeps_the_list_in_force(settings, list_file,
     empty.write_text("\n# nothing\n")
     with pytest.raises(PipelineError, match="holds no domains"):
         update_blocklist(settings, str(empty))
+    huge = tmp_path / "huge.txt"
+    huge.write_text("semalt.example\n" * 200_000)  # 3 MB: a cut-off line could block a real site
+    with pytest.raises(PipelineError, match="not a referrer-spam list"):
+        update_blocklist(settings, str(huge))
+    with pytest.raises(PipelineError, match="could not fetch"):
+        update_blocklist(settings, str(tmp_path / "missing.txt"))
     stored = read_blocklist(aws.client("dynamodb", settings), settings.sites_table)
     assert stored.domains == parse_list(LIST)
 
@@ -146,3 +154,12 @@ def test_the_command_line_updates_and_shows_the_list(settings, list_file, monkey
     assert f"3 domains from {list_file}" in capsys.readouterr().out
     assert main(["update", "--source", str(list_file.parent / "missing.txt")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_the_compactor_survives_a_failed_refresh(settings, tmp_path, caplog):
+    from pipeline.compactor import refresh_spam_list
+
+    missing = settings.with_overrides(spam_list_url=str(tmp_path / "gone.txt"))
+    assert refresh_spam_list(missing) is False
+    assert "referrer-spam list not refreshed" in caplog.text
+    assert refresh_spam_list(settings.with_overrides(spam_list_url="")) is False
