@@ -101,6 +101,16 @@ def live_events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def _drops(settings: Settings, site: str, start: datetime, end: datetime) -> pd.Series:
+    return pipeline.load_drops(site, start, end, settings=settings)
+
+
+def drops(site: str, start: datetime, end: datetime) -> pd.Series:
+    """Hits of `site` dropped in [start, end), by reason."""
+    return _drops(backend().settings, site, start, end)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def _sites(settings: Settings) -> list[Site]:
     return list_sites(settings)
 
@@ -129,6 +139,7 @@ def refresh() -> None:
     _live.clear()
     _queue_health.clear()
     _sites.clear()
+    _drops.clear()
     cached_rollups.clear()
 
 

@@ -1,13 +1,15 @@
-"""Pipeline health: the queue, the DLQ, recent stored events and the monthly cost estimate."""
+"""Pipeline health: the queue, the DLQ, recent stored events, dropped hits by reason and the
+monthly cost estimate."""
 
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
 from dashboard.context import current_view
-from dashboard.data import live_events, queue_health
+from dashboard.data import drops, live_events, queue_health
 from infra import cost
 from pipeline import PipelineError
+from pipeline.enrich import DROP_EXPLANATIONS
 
 st.title("Pipeline health")
 view, now = current_view(), datetime.now(UTC)
@@ -15,6 +17,7 @@ try:
     queue = queue_health()
     last_hour = live_events(view.site, now - timedelta(hours=1), now)
     last_month = len(live_events(view.site, now - timedelta(days=30), now))
+    dropped = drops(view.site, now - timedelta(days=30), now)
 except PipelineError as exc:
     st.error(str(exc))
     st.stop()
@@ -31,6 +34,23 @@ cards[3].metric(
 cards[4].metric(f"Stored in the last hour ({view.site})", f"{len(last_hour):,}")
 if queue["dlq"]:
     st.warning(f"{queue['dlq']} message(s) failed three times and wait in the dead-letter queue.")
+
+st.subheader("Dropped hits, last 30 days")
+if dropped.empty:
+    st.caption(f"No hit of {view.site} was dropped in the last 30 days.")
+else:
+    st.dataframe(
+        [
+            {
+                "Reason": reason,
+                "Hits": int(count),
+                "What it means": DROP_EXPLANATIONS.get(reason, ""),
+            }
+            for reason, count in dropped.items()
+        ],
+        hide_index=True,
+        width="stretch",
+    )
 
 st.subheader("Monthly cost estimate")
 lines = cost.monthly_cost(max(last_month, 1))

@@ -44,6 +44,19 @@ class DropReason(StrEnum):
     REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
 
 
+# What each drop means, in words a site owner can act on (the dashboard's health page shows them).
+DROP_EXPLANATIONS = {
+    DropReason.BOT: "a crawler, monitor or headless browser (by its User-Agent)",
+    DropReason.NO_SITE: "the hit named no site (no `d` parameter)",
+    DropReason.UNKNOWN_SITE: "the site is not registered: python -m pipeline.sites add <domain>",
+    DropReason.NO_PAGE: "the hit had no page URL with a host",
+    DropReason.FOREIGN_HOST: "the page's host is not one of the site's hostnames",
+    DropReason.REFERRER_SPAM: "referred by a domain on the referrer-spam list",
+    DropReason.DO_NOT_TRACK: "the visitor asked not to be tracked (DNT / GPC, when respected)",
+    DropReason.STALE: "older than the two-day salt window when it was processed",
+}
+
+
 @dataclass(frozen=True)
 class Hit:
     """A pixel message parsed once, at the edge: the only place the raw IP and UA exist."""

@@ -183,3 +183,18 @@ def test_the_overview_reads_rollups_for_whole_utc_days_and_raw_events_otherwise(
     assert any(
         "Computed from raw events." in caption.value for caption in run(tz="Europe/Berlin").caption
     )
+
+
+def test_health_page_lists_dropped_hits_by_reason_with_their_meaning(app):
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline import load_drops
+    from pipeline.enrich import DROP_EXPLANATIONS
+
+    app.switch_page(str(PAGES_DIR / "health.py")).run()
+    now = datetime.now(UTC)
+    expected = load_drops(DEMO_SITE, now - timedelta(days=30), now, settings=backend().settings)
+    assert expected.get("bot", 0) > 0  # the demo's crawlers
+    shown = app.dataframe[0].value
+    assert dict(zip(shown["Reason"], shown["Hits"], strict=True)) == expected.to_dict()
+    assert set(shown["What it means"]) == {DROP_EXPLANATIONS[r] for r in expected.index}

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.contract import build_message, encode_message, parse_message
 from pipeline.enrich import (
+    DROP_EXPLANATIONS,
     Context,
     Dropped,
     DropReason,
@@ -252,3 +253,8 @@ def test_location_rejects_malformed_values():
         }
     )
     assert (loc.country, loc.region, loc.lat, loc.lon) == ("", "", None, None)
+
+
+def test_every_drop_reason_is_explained_for_the_dashboard():
+    assert set(DROP_EXPLANATIONS) == set(DropReason)
+    assert all(text.strip() for text in DROP_EXPLANATIONS.values())
