@@ -83,6 +83,19 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def wait_until_idle(page, quiet_ms: int = 1500, timeout_ms: int = 90_000) -> None:
+    """Until Streamlit's "running" indicator has stayed away for `quiet_ms` (it flickers off
+    between reruns), so the checks below see the whole page, not its first lines."""
+    quiet = 0
+    for _ in range(timeout_ms // 250):
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        quiet = 0 if running else quiet + 250
+        if quiet >= quiet_ms:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError("the page was still running")
+
+
 @pytest.mark.parametrize("path", list(PAGES), ids=[name or "overview" for name in PAGES])
 def test_every_page_renders_in_chromium_without_an_exception(
     dashboard, browser, artifacts_dir, path
@@ -94,7 +107,7 @@ def test_every_page_renders_in_chromium_without_an_exception(
     page.get_by_role("heading", level=1).first.wait_for(timeout=90_000)
     # Not "networkidle": the map asks an unreachable basemap host, which may never settle.
     page.wait_for_load_state("load")
-    page.wait_for_timeout(2000)
+    wait_until_idle(page)
     page.screenshot(path=str(artifacts_dir / f"dashboard-{path or 'overview'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert dialogs == []
