@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import pandas as pd
 import streamlit as st
@@ -24,7 +24,7 @@ from pipeline.config import (
 )
 from pipeline.demo import DEMO_SITE, load_demo
 from pipeline.emulator import EmbeddedAWS
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, RollupsIncomplete
 from pipeline.query import load_rollups
 from pipeline.resources import create_resources
 from pipeline.sites import Site, list_sites
@@ -149,6 +149,16 @@ def cached_rollups(
 ) -> list[dict]:
     # Raises (and so caches nothing) while a closed day has no rollup yet.
     return load_rollups(site, first, last, settings=settings, compute_missing=False)
+
+
+def event_count(site: str, first: date, today: date) -> int:
+    """Events stored from UTC day `first` through `today`: summed from the daily rollups (one
+    record a day), or counted from raw events while a closed day has no rollup yet."""
+    settings = backend().settings
+    try:
+        return sum(day["events"] for day in cached_rollups(settings, site, first, today, today))
+    except RollupsIncomplete:
+        return len(live_events(site, datetime.combine(first, time.min, UTC), datetime.now(UTC)))
 
 
 # Compaction is CPU work in this process: started at once, it would slow the first page down.

@@ -198,3 +198,8 @@ def test_health_page_lists_dropped_hits_by_reason_with_their_meaning(app):
     shown = app.dataframe[0].value
     assert dict(zip(shown["Reason"], shown["Hits"], strict=True)) == expected.to_dict()
     assert set(shown["What it means"]) == {DROP_EXPLANATIONS[r] for r in expected.index}
+    # The cost estimate's event count (30 UTC days, from rollups or raw) equals the raw count.
+    first = now.date() - timedelta(days=29)
+    start = datetime.combine(first, datetime.min.time(), UTC)
+    stored = len(load_events(DEMO_SITE, start, now, settings=backend().settings))
+    assert any(f"For {stored:,} events in the last 30 days" in c.value for c in app.caption)

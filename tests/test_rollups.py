@@ -62,6 +62,7 @@ def test_rollup_path_equals_raw_path_for_random_ranges_and_filters(loaded):
             else None
         )
         stored = load_rollups(DEMO_SITE, first, last, settings=loaded, now=NOW)
+        assert sum(day["events"] for day in stored) == len(raw)
         expected = metrics.summary(
             metrics.filter_events(raw, dict([visit_filter])) if visit_filter else raw
         )
