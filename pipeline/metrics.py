@@ -27,7 +27,6 @@ import pandas as pd
 PAGEVIEW = "pageview"
 VISIT_GAP = pd.Timedelta(minutes=30)
 CURRENT_WINDOW = pd.Timedelta(minutes=5)
-INTERVALS = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS"}
 # Dimensions that describe a whole visit: a visit counts for the value its first event has.
 VISIT_DIMENSIONS = (
     "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",

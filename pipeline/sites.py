@@ -33,6 +33,8 @@ from pipeline.config import Settings, settings_from_env
 from pipeline.errors import InvalidSite, PipelineError, StorageError
 
 CACHE_SECONDS = 60.0
+# Keys starting with this are not domains: they hold registry-wide items (the referrer-spam list).
+RESERVED_KEY_PREFIX = "#"
 # Hits may name any site: the cache of answers (unknown sites included) must not grow without end.
 MAX_CACHED = 10_000
 BATCH_GET_LIMIT = 100
@@ -195,8 +197,11 @@ def list_sites(settings: Settings) -> list[Site]:
         while True:
             page = dynamodb.scan(TableName=settings.sites_table, **kwargs)
             items = page.get("Items", [])
-            # Keys starting with "#" hold registry-wide settings (the referrer-spam list).
-            sites += [site_from_item(i) for i in items if not i["site"]["S"].startswith("#")]
+            sites += [
+                site_from_item(i)
+                for i in items
+                if not i["site"]["S"].startswith(RESERVED_KEY_PREFIX)
+            ]
             if "LastEvaluatedKey" not in page:
                 break
             kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}

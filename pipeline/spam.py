@@ -28,10 +28,10 @@ from typing import Any
 from pipeline import aws
 from pipeline.config import Settings, settings_from_env
 from pipeline.errors import InvalidSite, PipelineError
-from pipeline.sites import normalize_domain
+from pipeline.sites import RESERVED_KEY_PREFIX, normalize_domain
 
 # Not a domain, so it can never collide with a registered site in the same table.
-LIST_KEY = "#referrer-spam"
+LIST_KEY = f"{RESERVED_KEY_PREFIX}referrer-spam"
 CACHE_SECONDS = 300.0
 REFRESH_AFTER_SECONDS = 24 * 3600
 FETCH_TIMEOUT_SECONDS = 20

@@ -178,7 +178,7 @@ def report_lines(
     return lines
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
     accepted = load_accepted()
     audit = pip_audit_result(run_pip_audit())
     findings = [*audit.findings, *bandit_findings(run_bandit())]
@@ -193,4 +193,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())
