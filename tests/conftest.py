@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from moto import mock_aws
 
 from pipeline.config import Settings
@@ -20,6 +19,7 @@ from pipeline.contract import build_message, encode_message
 from pipeline.emulator import free_port
 from pipeline.resources import create_resources
 from pipeline.sites import new_site, register_site
+from tests.servers import running
 
 CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
@@ -65,25 +65,11 @@ def settings() -> Iterator[Settings]:
 def moto_server() -> Iterator[str]:
     """moto's HTTP server in its own process, for tests that go over the network."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{url}/moto-api/", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("moto server did not start")
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    with running(command, f"{url}/moto-api/", **quiet):
+        yield url
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -247,6 +248,42 @@ def test_an_outbound_click_and_a_file_download(tracked, page_server, visit):
         ("File Download", {"url": f"http://{SITE}:{port}/files/report.pdf"}),
         ("Outbound Link: Click", {"url": f"http://elsewhere.test:{port}/landing"}),
     ]
+
+
+SECRET_LINKS = {
+    # A presigned download elsewhere, one on the site behind a session id, an outbound link.
+    "presigned": "https://bucket.s3.test/report.pdf?X-Amz-Signature=SECRET&X-Amz-Credential=SECRET#tok",
+    "session": "/files/report.pdf;jsessionid=SECRET?utm_campaign=nov&reset=SECRET#tok",
+    "outbound": "https://other.test/file?X-Amz-Signature=SECRET#tok",
+}
+
+
+def test_link_urls_lose_query_fragment_and_path_parameters_before_they_are_sent(
+    tracked, page_server, visit
+):
+    # The links' hosts are not served: the browser gets an empty page for them.
+    visit.page.route("https://*.test/**", lambda route: route.fulfill(body="elsewhere"))
+    for link_id, href in SECRET_LINKS.items():
+        visit.page.goto(site_url(page_server))
+        visit.page.evaluate(
+            "([id, href]) => { const a = document.createElement('a'); a.id = id; a.href = href;"
+            " a.textContent = id; document.body.append(a) }",
+            [f"secret-{link_id}", href],
+        )
+        visit.page.click(f"#secret-{link_id}")
+        visit.page.wait_for_load_state("load")
+    stored = events(tracked, 9)  # a pageview and the queued event per visit, and the clicks
+    named = stored[~stored["name"].isin(["pageview", "Queued"])]
+    port = page_server.server_address[1]
+    assert sorted(zip(named["name"], [props["url"] for props in named["props"]], strict=True)) == [
+        ("File Download", f"http://{SITE}:{port}/files/report.pdf?utm_campaign=nov"),
+        ("File Download", "https://bucket.s3.test/report.pdf"),
+        ("Outbound Link: Click", "https://other.test/file"),
+    ]
+    assert all(props.keys() == {"url"} for props in named["props"])
+    # Stripped in the browser already: the secrets never travel to the collector.
+    sent = " ".join(unquote(url) for url in visit.pixel_requests)
+    assert len(visit.pixel_requests) == 9 and "SECRET" not in sent and "tok" not in sent
 
 
 def test_internal_links_are_not_outbound(tracked, page_server, visit):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.referrers import DIRECT, source_for_host, source_for_utm
-from pipeline.urls import strip_url
+from pipeline.urls import strip_link_props, strip_link_url, strip_url
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,50 @@ from pipeline.urls import strip_url
             "example.com/app#/reset",
         ),
         ("https://user:pass@example.com:8443/x", "example.com", "/x", "example.com/x"),
+        # A hash route's own parameters after `&` (an OAuth implicit flow into a router).
+        (
+            "https://example.com/app#/callback&access_token=secret&state=s",
+            "example.com",
+            "/app#/callback",
+            "example.com/app#/callback",
+        ),
+        # ... or with the token as the route itself: cut from the `key=value` segment on.
+        (
+            "https://example.com/app#/access_token=secret&token_type=bearer",
+            "example.com",
+            "/app#/",
+            "example.com/app#/",
+        ),
+        (
+            "https://example.com/app#!/users/id_token=secret/x",
+            "example.com",
+            "/app#!/users",
+            "example.com/app#!/users",
+        ),
+        # Path parameters, in the path and in a route, wherever the segment is.
+        ("https://example.com/page;jsessionid=ABC", "example.com", "/page", "example.com/page"),
+        ("https://example.com/a;sid=secret/b", "example.com", "/a/b", "example.com/a/b"),
+        ("https://example.com/p%3Bsid%3Dsecret", "example.com", "/p", "example.com/p"),
+        (
+            "https://example.com/app#/orders;session=secret/42",
+            "example.com",
+            "/app#/orders/42",
+            "example.com/app#/orders/42",
+        ),
+        # An encoded `?` or `#` is not decoded into a stored query or fragment.
+        (
+            "https://example.com/path%3Ftoken%3Dsecret?utm_source=nl",
+            "example.com",
+            "/path",
+            "example.com/path?utm_source=nl",
+        ),
+        ("https://example.com/path%23token=secret", "example.com", "/path", "example.com/path"),
+        (
+            "https://example.com/app#/reset%3Ftoken%3Dsecret",
+            "example.com",
+            "/app#/reset",
+            "example.com/app#/reset",
+        ),
     ],
 )
 def test_strip_url_keeps_host_path_and_utm_only(raw, host, path, url):
@@ -60,6 +104,64 @@ def test_utm_fields_are_extracted():
         "utm_campaign": "nov",
         "utm_term": "t",
         "utm_content": "c",
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ("https://news.test/story;jsessionid=ABC?id=7", "/story"),
+        ("https://news.test/go%3Fnext%3D%2Faccount%26token%3Dsecret", "/go"),
+        ("https://news.test/a;x=1/b%3Fk%3Dsecret", "/a/b"),
+        ("https://mail.test/inbox/a%23secret", "/inbox/a"),
+    ],
+)
+def test_referrers_are_stripped_by_the_same_rules(raw, path):
+    # The enrichment strips referrers without their route (add_referrer).
+    assert strip_url(raw, keep_route_fragment=False).path == path
+
+
+@pytest.mark.parametrize(
+    ("raw", "stripped"),
+    [
+        pytest.param(
+            "https://bucket.s3.test/r.pdf?X-Amz-Signature=s&X-Amz-Credential=c#tok",
+            "https://bucket.s3.test/r.pdf",
+            id="presigned",
+        ),
+        pytest.param(
+            "https://user:pw@Other.TEST:8443/a%20b.zip;jsessionid=s?utm_source=nl&token=s#x",
+            "https://other.test:8443/a b.zip?utm_source=nl",
+            id="credentials-port-utm",
+        ),
+        pytest.param(
+            "https://other.test/reset%3Ftoken%3Ds", "https://other.test/reset", id="encoded-query"
+        ),
+        pytest.param(
+            "http://[2001:db8::1]:8080/f.csv?k=s", "http://[2001:db8::1]:8080/f.csv", id="ipv6"
+        ),
+        pytest.param("//cdn.test/f.zip?sig=s", "//cdn.test/f.zip", id="scheme-relative"),
+        pytest.param("/files/r.pdf;sid=s?k=s#x", "/files/r.pdf", id="relative"),
+        pytest.param("mailto:a@example.com?body=s", "mailto:a@example.com", id="mailto"),
+        pytest.param("https://other.test:99999/f?k=s", "https://other.test/f", id="bad-port"),
+        pytest.param("https://", "", id="no-host"),
+    ],
+)
+def test_link_urls_are_stripped_like_pages(raw, stripped):
+    assert strip_link_url(raw) == stripped
+
+
+def test_what_the_script_sends_is_kept_as_sent():
+    sent = "http://site.test:8080/files/report.pdf?utm_campaign=nov"
+    assert strip_link_url(sent) == sent
+
+
+def test_only_url_props_are_stripped():
+    props = {"url": "https://other.test/f?token=s", "query": "a?b=c", "plan": "pro"}
+    assert strip_link_props(props) == {
+        "url": "https://other.test/f",
+        "query": "a?b=c",
+        "plan": "pro",
     }
 
 

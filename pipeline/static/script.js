@@ -45,6 +45,21 @@
       { mode: "no-cors", keepalive: true }).then(done, done);
   }
 
+  // A link is sent as the collector keeps a page URL: origin and path plus utm_*, without
+  // credentials, fragment, other query parameters, `;` path parameters or an encoded `?`/`#`
+  // (presigned downloads, reset links and access tokens ride there). The collector strips again.
+  function linkPath(link) {
+    return link.pathname.split(/%3F|%23/i)[0].replace(/(;|%3B)[^\/]*/gi, "");
+  }
+
+  function linkUrl(link) {
+    var utm = link.search.slice(1).split("&").filter(function (pair) {
+      return /^utm_(source|medium|campaign|term|content)=./.test(pair);
+    });
+    return (link.origin == "null" ? link.protocol : link.origin) + linkPath(link) +
+      (utm.length ? "?" + utm.join("&") : "");
+  }
+
   function pageview() {
     var path = loc.pathname + (hashRouting ? loc.hash : "");
     if (path == lastPath) return;
@@ -81,9 +96,9 @@
       });
     } else {
       var link = new URL(el.href);
-      props.url = link.href;
+      props.url = linkUrl(link);
       if (option("file-downloads") != null &&
-        /\.(pdf|docx?|xlsx?|pptx?|csv|zip|t?gz|dmg|exe|msi|pkg|mp[34])$/i.test(link.pathname)) {
+        /\.(pdf|docx?|xlsx?|pptx?|csv|zip|t?gz|dmg|exe|msi|pkg|mp[34])$/i.test(linkPath(link))) {
         name = "File Download";
       } else if (option("outbound-links") != null && link.host != loc.host && /^http/.test(link.protocol)) {
         name = "Outbound Link: Click";
