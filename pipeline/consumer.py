@@ -1,19 +1,24 @@
 """The queue consumer: the AWS Lambda handler, and the same code the local worker calls.
 
-Each SQS record succeeds or fails alone. A message off the pixel contract, or one whose
-write DynamoDB would not take after retries, is reported in `batchItemFailures`, so SQS
-redelivers only it (and moves it to the DLQ after the queue's maxReceiveCount). Enriched
-events and drops are written together in batches of 25.
+Each SQS record succeeds or fails alone. A message off the pixel contract, one whose
+processing raised anything at all (a bug, or a parser that chokes on crafted input), or one
+whose write DynamoDB would not take after retries, is reported in `batchItemFailures`, so SQS
+redelivers only it (and moves it to the DLQ after the queue's maxReceiveCount) while its
+neighbours are stored. A failure is logged with the message id and the exception's type and
+code location, never its text, which could quote a User-Agent or an IP. Enriched events and
+drops are written together in batches of 25.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.config import Settings, settings_from_env
 from pipeline.contract import parse_message
-from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message
+from pipeline.enrich import Context, Dropped, Event, Hit, enrich, hit_from_message
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.salts import SaltStore
 from pipeline.sites import Site, SiteRegistry
@@ -87,9 +92,12 @@ class Consumer:
             message_id = record["messageId"]
             try:
                 hits.append((message_id, hit_from_message(parse_message(record["body"]))))
-            except MalformedMessage as exc:
+            except MalformedMessage as exc:  # its reasons name fields, never quote values
                 log.warning("malformed message %s: %s", message_id, exc)
                 outcome.malformed += 1
+                outcome.failures.append(message_id)
+            except Exception as exc:  # one message's failure must not fail its neighbours
+                _log_failure(message_id, "parsing", exc)
                 outcome.failures.append(message_id)
 
         salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
@@ -104,14 +112,15 @@ class Consumer:
             if hit.day in salt_failures or registry is None:
                 outcome.failures.append(message_id)
                 continue
-            result = enrich(hit, ctx)
+            try:
+                result, item = self._item_for(hit, ctx)
+            except Exception as exc:  # one message's failure must not fail its neighbours
+                _log_failure(message_id, "enrichment", exc)
+                outcome.failures.append(message_id)
+                continue
             if isinstance(result, Dropped):
                 outcome.dropped[result.reason.value] += 1
-                item = drop_item(hit.site, hit.received_at_ms, hit.request_id, result.reason.value)
             else:
-                item = event_item(
-                    result, self.settings.retention_days, self.settings.shards_for(hit.site)
-                )
                 touched.add((hit.site, hit.day))
             items_by_message[message_id] = item
 
@@ -152,6 +161,16 @@ class Consumer:
         )
         return outcome
 
+    def _item_for(self, hit: Hit, ctx: Context) -> tuple[Event | Dropped, dict[str, Any]]:
+        """The enrichment of one hit and the item that stores it (its event, or its drop)."""
+        result = enrich(hit, ctx)
+        if isinstance(result, Dropped):
+            return result, drop_item(
+                hit.site, hit.received_at_ms, hit.request_id, result.reason.value
+            )
+        item = event_item(result, self.settings.retention_days, self.settings.shards_for(hit.site))
+        return result, item
+
     def _registry_for(
         self, domains: set[str]
     ) -> tuple[dict[str, Site | None], frozenset[str]] | None:
@@ -172,9 +191,22 @@ class Consumer:
                 log.warning("salt for %s unavailable: %s", day, exc)
                 failed.add(day)
                 continue
+            except Exception as exc:  # e.g. a day at the calendar's end: only its hits fail
+                log.warning("salt for %s failed: %s", day, type(exc).__name__)
+                failed.add(day)
+                continue
             if salt is not None:
                 salts[day] = salt
         return salts, failed
+
+
+def _log_failure(message_id: str, stage: str, exc: Exception) -> None:
+    """Log a message that failed for an unexpected reason: its id, the exception's type and
+    where it was raised. Not the exception's text, nor a traceback's: either can quote the
+    message's User-Agent, IP or page URL."""
+    frames = traceback.extract_tb(exc.__traceback__, limit=-1)  # the innermost frame only
+    where = f" at {Path(frames[0].filename).name}:{frames[0].lineno}" if frames else ""
+    log.warning("message %s failed in %s: %s%s", message_id, stage, type(exc).__name__, where)
 
 
 _default_consumer: Consumer | None = None

@@ -20,8 +20,11 @@ character rules always hold):
 
 Every query and header value is cut to `MAX_VALUE_UNITS` UTF-16 code units (Java's string
 length, which is what the template measures), so a message is at most ~220 KB even if every
-character needs a six-byte escape: always under SQS's 256 KiB. Unknown parameters are ignored.
-The consumer validates the shape (`parse_message`) and cleans every value again.
+character needs a six-byte escape: always under SQS's 256 KiB. A cut that would fall between
+the two halves of a surrogate pair (an emoji) falls before it, one unit short, so no value
+ends in a lone surrogate. Unknown parameters are ignored. The consumer validates the shape
+(`parse_message`) and cleans every value again (lone surrogates included, which a body's JSON
+`\\ud83d` escapes can still carry).
 """
 
 from __future__ import annotations
@@ -67,16 +70,22 @@ PIXEL_HEADERS = {
 }
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_HIGH_SURROGATES = (0xD800, 0xDBFF)
 
 
 def cap_utf16(text: str, units: int = MAX_VALUE_UNITS) -> str:
-    """Cut `text` to `units` UTF-16 code units, as Java's `substring(0, units)` would."""
+    """Cut `text` to at most `units` UTF-16 code units (Java's string length), as the template
+    does: `substring(0, units)`, one unit shorter when that would end in a high surrogate, so
+    a surrogate pair is never split (its lone half would make parsers downstream raise)."""
     if len(text) <= units // 2:
         return text
     encoded = text.encode("utf-16-le", "surrogatepass")
     if len(encoded) <= 2 * units:
         return text
-    return encoded[: 2 * units].decode("utf-16-le", "surrogatepass")
+    cut = encoded[: 2 * units]
+    if _HIGH_SURROGATES[0] <= int.from_bytes(cut[-2:], "little") <= _HIGH_SURROGATES[1]:
+        cut = cut[:-2]
+    return cut.decode("utf-16-le", "surrogatepass")
 
 
 def parse_query(raw_query: str) -> dict[str, str]:
@@ -146,10 +155,15 @@ def parse_message(body: str) -> PixelMessage:
         data = json.loads(body)
     except (TypeError, ValueError) as exc:
         raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    except RecursionError as exc:  # no contract message nests more than two levels
+        raise MalformedMessage("body is JSON nested too deeply") from exc
     if not isinstance(data, dict):
         raise MalformedMessage("body is not a JSON object")
-    if data.get("v") != CONTRACT_VERSION:
-        raise MalformedMessage(f"unsupported contract version {data.get('v')!r}")
+    version = data.get("v")
+    if version != CONTRACT_VERSION:
+        # Only a number is echoed: these reasons are logged, and a string could carry anything.
+        shown = version if isinstance(version, int) else f"of type {type(version).__name__}"
+        raise MalformedMessage(f"unsupported contract version {shown}")
     request_id = data.get("request_id")
     if not isinstance(request_id, str) or not _REQUEST_ID.match(request_id):
         raise MalformedMessage("request_id is missing or not [A-Za-z0-9-]{1,64}")

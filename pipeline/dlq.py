@@ -5,9 +5,13 @@
     python -m pipeline.dlq redrive [--limit N]
 
 A message lands in the DLQ after three failed receives. `inspect` re-validates each body
-against the pixel contract: "malformed: …" names what is wrong with it; "valid" means it
-failed for a transient reason (DynamoDB refused it) and can be redriven once that is fixed.
-Inspecting does not consume: every message is made visible again at once.
+against the pixel contract and replays its enrichment in-process (no AWS call, with a salt for
+its day and its site registered for any page host): "malformed: …" names what is wrong with
+it; "failed in enrichment: <ExceptionType>" means processing it raises (a bug to fix before a
+redrive; the message fails alone, so redriving it cannot fail its neighbours); "valid" means
+it failed for a transient reason (DynamoDB refused it, or the salts or the site registry
+could not be read) and can be redriven once that is fixed. Inspecting does not consume:
+every message is made visible again at once.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import aws
 from pipeline.config import Settings, settings_from_env
 from pipeline.contract import parse_message
+from pipeline.enrich import Context, Dropped, Hit, enrich, hit_from_message, site_of
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.resources import queue_url
+from pipeline.salts import SALT_BYTES, salt_expiry
+from pipeline.sites import Site
+from pipeline.storage import event_item
+from pipeline.urls import strip_url
 
 BATCH = 10
 
@@ -34,12 +44,43 @@ class DeadLetter:
     body: str
 
 
+def permissive_context(hit: Hit) -> Context:
+    """A context in which nothing but the hit itself can fail: a salt for its day, and its
+    site registered for its page's own host (whatever the real registry says)."""
+    page = strip_url(hit.page_url)
+    site = Site(hit.site, (page.host,) if page else ())
+    return Context(salts={hit.day: bytes(SALT_BYTES)}, sites={hit.site: site})
+
+
 def why(body: str) -> str:
+    """Why a dead letter failed: malformed, failed in enrichment (by exception type), or valid."""
     try:
-        parse_message(body)
+        message = parse_message(body)
     except MalformedMessage as exc:
         return f"malformed: {exc}"
+    except Exception as exc:  # the consumer fails such a body too: name its type only
+        return f"malformed: unreadable ({type(exc).__name__})"
+    try:  # what the consumer does with it, short of AWS calls
+        hit = hit_from_message(message)
+        salt_expiry(hit.day)  # a day the salt store cannot keep (the calendar's last)
+        result = enrich(hit, permissive_context(hit))
+        if not isinstance(result, Dropped):
+            event_item(result, retention_days=1)
+    except Exception as exc:  # the type alone: the text could quote the UA or the IP
+        return f"failed in enrichment: {type(exc).__name__}"
     return "valid (failed to store: redrive it once DynamoDB accepts writes)"
+
+
+def summary(body: str) -> str:
+    """What identifies a dead letter on screen, and nothing of its visitor: the body itself
+    carries the client's IP and User-Agent, which no output of ours may show."""
+    try:
+        message = parse_message(body)
+        received = datetime.fromtimestamp(message.received_at_ms / 1000, tz=UTC)
+    except Exception:  # malformed bodies are shown by size only: any part could be personal
+        return f"({len(body)} characters)"
+    site = site_of(message.query["d"])
+    return f"request {message.request_id} at {received:%Y-%m-%dT%H:%M:%SZ} for site {site!r}"
 
 
 def count(settings: Settings, sqs: Any = None) -> int:
@@ -126,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "inspect":
             for letter in inspect(settings, args.limit or 10):
                 print(f"{letter.message_id}  received {letter.receive_count}×  {letter.reason}")
-                print(f"    {letter.body[:200]}")
+                print(f"    {summary(letter.body)}")
         else:
             moved = redrive(settings, args.limit or 1000)
             print(f"redrove {moved} message(s) to {settings.queue_name}")

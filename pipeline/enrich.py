@@ -9,6 +9,7 @@ and never reach the event.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,13 +21,15 @@ from pipeline.contract import PixelMessage
 from pipeline.salts import visitor_hash
 from pipeline.sites import Site, host_allowed
 from pipeline.spam import is_spam
-from pipeline.text import clean
-from pipeline.urls import UTM_FIELDS, bare_host, strip_url
+from pipeline.text import clean, without_lone_surrogates
+from pipeline.urls import UTM_FIELDS, bare_host, strip_link_props, strip_url
 from pipeline.useragents import is_bot, parse_client
 
 MAX_SITE = 253
 MAX_NAME = 120
 MAX_PROPS = 30
+# An object of props holding values nested a few levels: more is no analytics property.
+MAX_PROPS_DEPTH = 16
 MAX_PROP_KEY = 300
 MAX_PROP_VALUE = 2000
 MAX_SCREEN_WIDTH = 20000
@@ -92,14 +95,25 @@ class Context:
     respect_dnt: bool = False
 
 
+def site_of(raw: str) -> str:
+    """The site a hit names, as the registry keys it (`normalize_domain`): lower-case and
+    without the trailing dot of a fully qualified name, which the script sends on a page
+    served as `example.com.`. Not validated: an unregistrable name is simply an unknown site."""
+    return clean(clean(raw, MAX_SITE).lower().rstrip("."), MAX_SITE)
+
+
 def hit_from_message(message: PixelMessage) -> Hit:
-    query, headers = message.query, message.headers
+    """The hit of a validated message. Lone surrogates (half an emoji, or a JSON `\\ud83d`
+    escape in the body) leave every string here, before any parser sees one: ua-parser and
+    other encoders to UTF-8 raise on them."""
+    query = {key: without_lone_surrogates(value) for key, value in message.query.items()}
+    headers = {key: without_lone_surrogates(value) for key, value in message.headers.items()}
     received = datetime.fromtimestamp(message.received_at_ms / 1000, tz=UTC)
     return Hit(
         request_id=message.request_id,
         received_at_ms=message.received_at_ms,
         day=received.date(),
-        site=clean(query["d"], MAX_SITE).lower(),
+        site=site_of(query["d"]),
         # A plain <img> pixel has no `u`: the page that embeds it is the Referer.
         page_url=query["u"] or headers["referer"],
         referrer_url=query["r"],
@@ -107,7 +121,7 @@ def hit_from_message(message: PixelMessage) -> Hit:
         props_json=query["p"],
         screen_width=query["w"],
         user_agent=headers["user-agent"],
-        ip=geo.client_ip(headers, message.source_ip),
+        ip=geo.client_ip(headers, without_lone_surrogates(message.source_ip)),
         headers=headers,
     )
 
@@ -156,7 +170,7 @@ def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 
 def add_name_and_props(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     name = clean(hit.name, MAX_NAME) or PAGEVIEW
-    return {**event, "name": name, "props": parse_props(hit.props_json)}
+    return {**event, "name": name, "props": strip_link_props(parse_props(hit.props_json))}
 
 
 def add_client(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
@@ -228,16 +242,50 @@ def _prop_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+# A JSON string (escapes included): brackets inside one are text, not structure. Possessive
+# and with an optional closing quote, it always matches from a quote without backtracking (so
+# the scan is linear), and an unterminated string runs to the end, as the parser reads it.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+_BRACKETS_NOT_STRUCTURE = re.compile(r"[^\[\]{}]+")
+
+
+def nests_deeper_than(raw: str, limit: int) -> bool:
+    """Whether `raw`, read as JSON, may nest arrays and objects more than `limit` deep.
+
+    Strings are removed first (a bracket inside one is text), then the remaining brackets are
+    counted. Where `raw` is valid JSON up to a point, strings are found there as the parser
+    finds them, so the count bounds whatever depth the parser reaches before it fails.
+    """
+    structure = _BRACKETS_NOT_STRUCTURE.sub("", _JSON_STRING.sub("", raw))
+    if len(structure) <= limit:  # the common case: a flat object, a couple of brackets
+        return False
+    depth = 0
+    for char in structure:
+        depth += 1 if char in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def parse_props(raw: str) -> dict[str, str]:
     """Custom properties: a JSON object of at most 30 entries, every value kept as a string.
 
-    Anything else (not JSON, not an object) gives no props rather than losing the event.
+    Anything else (not JSON, not an object, nested deeper than `MAX_PROPS_DEPTH`) gives no
+    props rather than losing the event.
     """
     if not raw:
         return {}
+    # json.loads recurses once per level and raises RecursionError near Python's limit (1,000
+    # frames, fewer left when called deep in a stack): "[" * 2048 fits under the contract's
+    # cap. A cap on the raw size would have to stay under ~900 characters, too short for real
+    # props; a linear scan of the brackets outside strings refuses only the deep ones (tens
+    # of microseconds for 2,048 units), before the parser, or json.dumps of a nested value
+    # below, can recurse at all.
+    if nests_deeper_than(raw, MAX_PROPS_DEPTH):
+        return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

@@ -3,7 +3,7 @@
 airspeed-ext (LocalStack's fork of airspeed) is the Velocity engine; this module supplies
 what API Gateway puts around it, following its documentation: `$input.params()`,
 `$context`, and `$util` with Java's semantics (commons-lang `escapeJavaScript`,
-`java.net.URLEncoder`, `String.length()`/`substring()` in UTF-16 units).
+`java.net.URLEncoder`, `String.length()`/`substring()`/`codePointAt()` in UTF-16 units).
 """
 
 from __future__ import annotations
@@ -34,9 +34,27 @@ def java_substring(text: str, start: int, end: int | None = None) -> str:
     )
 
 
+def java_code_point_at(text: str, index: int) -> int:
+    """`String.codePointAt(index)`: the code point starting at UTF-16 unit `index`; a high
+    surrogate with no low one after it (a lone half) is returned as its own unit."""
+    units = _units(text)
+    if not 0 <= index < len(units) // 2:
+        raise IndexError(f"index {index} out of range")  # Java: StringIndexOutOfBoundsException
+    unit = int.from_bytes(units[2 * index : 2 * index + 2], "little")
+    following = int.from_bytes(units[2 * index + 2 : 2 * index + 4], "little")
+    if 0xD800 <= unit <= 0xDBFF and 0xDC00 <= following <= 0xDFFF:
+        return 0x10000 + ((unit - 0xD800) << 10) + (following - 0xDC00)
+    return unit
+
+
 # Java strings count UTF-16 units; airspeed's defaults count code points.
 operators.__additional_methods__[str].update(
-    {"length": java_length, "substring": java_substring, "toLowerCase": str.lower}
+    {
+        "length": java_length,
+        "substring": java_substring,
+        "codePointAt": java_code_point_at,
+        "toLowerCase": str.lower,
+    }
 )
 
 

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import requests
 
 from pipeline import aws, load_drops, load_events
+from pipeline import enrich as enrich_module
 from pipeline.consumer import Consumer
-from pipeline.storage import DIRTY_PK, BatchWriter
-from tests.conftest import GOOGLEBOT_UA
+from pipeline.contract import build_message, encode_message
+from pipeline.dlq import count as dlq_count
+from pipeline.enrich import STEPS
+from pipeline.resources import queue_url
+from pipeline.storage import DIRTY_PK, BatchWriter, event_from_item
+from tests.conftest import CHROME_UA, GOOGLEBOT_UA
 from tests.faults import DynamoFaults
+from tests.support import Pipeline, wait_for
 
 EVENTS = Path(__file__).parent / "events"
 
@@ -214,3 +223,154 @@ def test_events_older_than_the_salt_window_are_dropped_as_stale(
     received = int((time.time() - 3 * 86400) * 1000)
     outcome = Consumer(settings).process([sqs_record(message_factory(received_at_ms=received))])
     assert dict(outcome.dropped) == {"stale": 1}
+
+
+# Crafted messages, each carrying a visitor's IP, User-Agent and page URL that no log may show.
+PROBE_IP = "198.51.100.77"
+PROBE_UA = CHROME_UA + " ProbeUA/7.7"
+PROBE_PAGE = "https://example.com/probe-page?token=PROBESECRET"
+PROBE_SECRETS = (PROBE_IP, "ProbeUA", "probe-page", "PROBESECRET")
+
+
+class ProbeFailure(Exception):
+    """What one enrichment step raises for one message: any exception type at all."""
+
+
+def crafted(request_id: str, query=None, headers=None, **fields) -> str:
+    """A contract message with a visitor's data in it, then changed as a producer never would."""
+    message = build_message(
+        "d=example.com&u=" + quote(PROBE_PAGE, safe=""),
+        {"User-Agent": PROBE_UA, "CloudFront-Viewer-Address": f"{PROBE_IP}:443"},
+        PROBE_IP,
+        int(time.time() * 1000),
+        request_id,
+    )
+    message["query"].update(query or {})
+    message["headers"].update(headers or {})
+    return encode_message({**message, **fields})
+
+
+def old_cap(text: str) -> str:
+    """The cap as it was: a plain cut at 2,048 UTF-16 units, through a surrogate pair."""
+    return text.encode("utf-16-le", "surrogatepass")[:4096].decode("utf-16-le", "surrogatepass")
+
+
+def stored_events(settings) -> dict[str, dict]:
+    return {e["request_id"]: e for e in map(event_from_item, event_items(settings))}
+
+
+def step_raising_for(request_id: str):
+    """`enrich`'s default steps with one step (add_geo) raising for one request id."""
+
+    def wrap(step):
+        def raising(hit, event, ctx):
+            if hit.request_id == request_id:
+                raise ProbeFailure(f"{hit.user_agent} from {hit.ip} on {hit.page_url}")
+            return step(hit, event, ctx)
+
+        return raising
+
+    return tuple(wrap(step) if step is enrich_module.add_geo else step for step in STEPS)
+
+
+def test_crafted_messages_fail_alone_and_their_logs_name_only_the_exception_type(
+    settings, message_factory, sqs_record, monkeypatch, caplog
+):
+    caplog.set_level(logging.DEBUG, logger="pipeline")
+    monkeypatch.setattr(enrich_module.enrich, "__defaults__", (step_raising_for("raises"),))
+    split_ua = old_cap(PROBE_UA + "x" * (1 - len(PROBE_UA) % 2) + "😀" * 1500)
+    assert "\ud800" <= split_ua[-1] <= "\udbff"  # what the cap used to leave: half an emoji
+    escapes = crafted(
+        "escapes",
+        query={"n": "signup\ud800", "u": PROBE_PAGE + "\udfff"},
+        headers={"user-agent": PROBE_UA + "\ud800", "referer": "\udc00"},
+    )
+    assert "\\ud800" in escapes and "\\udfff" in escapes  # raw JSON escapes, as SQS carries them
+    end_of_calendar = int(datetime(9999, 12, 31, 12, tzinfo=UTC).timestamp() * 1000)
+    stored_crafted = {
+        "split-ua": crafted("split-ua", headers={"user-agent": split_ua}),
+        "escapes": escapes,
+        "deep-props": crafted("deep-props", query={"p": "[" * 100_000}),
+    }
+    failing_crafted = {
+        "raises": crafted("raises"),
+        "deep-body": '{"v":1,"query":' + "[" * 100_000,
+        "beyond-time": crafted("beyond-time", received_at=2**62),
+        "end-of-calendar": crafted("end-of-calendar", received_at=end_of_calendar),
+    }
+    good = {
+        f"good-{i}": message_factory(
+            f"d=example.com&u=https%3A%2F%2Fexample.com%2Fp{i}&p=%7B%22i%22%3A{i}%7D",
+            request_id=f"good-{i}",
+        )
+        for i in range(34)
+    }
+    records = [sqs_record(body, message_id=f"m-{rid}") for rid, body in good.items()]
+    for position, (rid, body) in enumerate({**stored_crafted, **failing_crafted}.items()):
+        records.insert(5 * position + 2, sqs_record(body, message_id=f"m-{rid}"))
+    assert len(records) == 41
+
+    outcome = Consumer(settings).process(records)
+
+    assert sorted(outcome.failures) == sorted(f"m-{rid}" for rid in failing_crafted)
+    assert outcome.stored == len(good) + len(stored_crafted) and outcome.malformed == 1
+    events = stored_events(settings)
+    assert set(events) == {*good, *stored_crafted}
+    assert [events[f"good-{i}"]["props"] for i in range(3)] == [{"i": "0"}, {"i": "1"}, {"i": "2"}]
+    assert events["deep-props"]["props"] == {}  # the event kept, its props dropped
+    assert events["split-ua"]["browser"] == events["escapes"]["browser"] == "Chrome"
+    assert events["escapes"]["name"] == "signup"
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("m-raises" in line and "ProbeFailure" in line for line in lines)
+    assert any("m-beyond-time" in line and "ValueError" in line for line in lines)
+    assert any("m-deep-body" in line and "nested too deeply" in line for line in lines)
+    assert any("9999-12-31" in line and "OverflowError" in line for line in lines)  # its salt
+    for secret in PROBE_SECRETS:
+        assert not any(secret in line for line in lines), secret
+
+
+def test_a_fully_qualified_domain_is_counted_and_dropped_under_its_site(
+    settings, message_factory, sqs_record
+):
+    page = "u=https%3A%2F%2FExample.com.%2Fpricing"
+    outcome = Consumer(settings).process(
+        [
+            sqs_record(message_factory(f"d=Example.COM.&{page}")),
+            sqs_record(message_factory(f"d=EXAMPLE.com.&{page}", headers={"User-Agent": "curl/8"})),
+        ]
+    )
+    assert (outcome.stored, dict(outcome.dropped), outcome.failures) == (1, {"bot": 1}, [])
+    (event,) = stored_events(settings).values()
+    assert (event["site"], event["hostname"], event["path"]) == (
+        "example.com",
+        "example.com",
+        "/pricing",
+    )
+    today = datetime.now(UTC).date()
+    drops = load_drops("example.com", today, today + timedelta(days=1), settings=settings)
+    assert drops.to_dict() == {"bot": 1}
+
+
+@pytest.mark.integration
+def test_over_http_a_crafted_hit_among_good_ones_costs_nothing(server_settings):
+    """Collector → moto's SQS → worker → consumer: deep props and half an emoji (sent straight to
+    the queue, as the old template could) no longer fail their batch."""
+    running = Pipeline(server_settings)
+    try:
+        sqs = aws.client("sqs", server_settings)
+        sqs.send_message(
+            QueueUrl=queue_url(sqs, server_settings),
+            MessageBody=crafted("lone-half", headers={"user-agent": PROBE_UA + "\ud83d"}),
+        )
+        for i in range(8):
+            query = {"d": "example.com", "u": f"https://example.com/g{i}"}
+            if i == 4:
+                query["p"] = "[" * 3000  # capped to 2,048 by the collector: still too deep
+            response = requests.get(
+                running.pixel, params=query, headers={"User-Agent": CHROME_UA}, timeout=10
+            )
+            assert response.status_code == 200
+        wait_for(lambda: len(running.events()) == 9)
+        assert dlq_count(server_settings) == 0
+    finally:
+        running.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.contract import (
     FORWARDED_HEADERS,
@@ -127,3 +129,54 @@ def _valid() -> dict:
 def test_off_contract_messages_are_rejected(body):
     with pytest.raises(MalformedMessage):
         parse_message(body)
+
+
+# Text where astral characters (two UTF-16 units each) are common, so that the cut often falls
+# on one of them; the caps range from 1 unit up past the contract's.
+astral_heavy = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
+        st.sampled_from("a😀é🇫🇷"),
+        st.characters(codec="utf-8"),  # any but surrogates: a Python str holds pairs whole
+    ),
+    max_size=1200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(astral_heavy, st.integers(min_value=1, max_value=MAX_VALUE_UNITS))
+def test_the_cap_never_splits_a_surrogate_pair(text, units):
+    capped = cap_utf16(text, units)
+    length = len(capped.encode("utf-16-le", "surrogatepass")) // 2
+    assert text.startswith(capped)
+    capped.encode("utf-8")  # no lone surrogate: it raises on one
+    if len(text.encode("utf-16-le", "surrogatepass")) // 2 <= units:
+        assert capped == text
+    else:  # as long as it can be: one unit short only when the next pair does not fit
+        assert length == units or (length == units - 1 and ord(text[len(capped)]) > 0xFFFF)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(), max_size=60), st.integers(1, 40))  # lone surrogates too
+def test_a_cut_never_ends_in_a_high_surrogate_even_from_text_with_lone_ones(text, units):
+    capped = cap_utf16(text, units)
+    assert text.startswith(capped)
+    if capped != text:
+        assert not capped or not "\ud800" <= capped[-1] <= "\udbff"
+
+
+def test_an_emoji_straddling_the_cap_is_left_out_whole():
+    assert cap_utf16("a" + "😀" * 1500) == "a" + "😀" * 1023
+    assert cap_utf16("😀" * 1500) == "😀" * 1024
+
+
+def test_a_body_nested_too_deeply_is_malformed_not_a_crash():
+    with pytest.raises(MalformedMessage, match="nested too deeply"):
+        parse_message("[" * 100_000)
+
+
+def test_an_unsupported_version_is_named_without_echoing_a_string():
+    body = json.dumps({**_valid(), "v": "203.0.113.9 Mozilla/5.0"})
+    with pytest.raises(MalformedMessage) as raised:
+        parse_message(body)
+    assert str(raised.value) == "unsupported contract version of type str"

@@ -258,3 +258,89 @@ def test_location_rejects_malformed_values():
 def test_every_drop_reason_is_explained_for_the_dashboard():
     assert set(DROP_EXPLANATIONS) == set(DropReason)
     assert all(text.strip() for text in DROP_EXPLANATIONS.values())
+
+
+def test_lone_surrogates_leave_every_string_before_any_parser_sees_one():
+    message = build_message(
+        "d=example.com&u=https%3A%2F%2Fexample.com%2Fa&n=signup&p=%7B%22k%22%3A1%7D&w=390",
+        {"User-Agent": CHROME_UA, "CloudFront-Viewer-Address": "198.51.100.23:53311"},
+        "203.0.113.7",
+        RECEIVED,
+        "req-1",
+    )
+    halves = iter("\ud800\udbff\udc00\udfff" * 10)
+    for part in ("query", "headers"):
+        message[part] = {key: value + next(halves) for key, value in message[part].items()}
+    body = encode_message({**message, "source_ip": "203.0.113.7\ud83d"})
+    assert "\\ud800" in body  # JSON escapes, which json.loads turns into lone surrogates
+    h = hit_from_message(parse_message(body))
+    strings = [value for value in vars(h).values() if isinstance(value, str)]
+    for text in [*strings, *h.headers.values()]:
+        text.encode("utf-8")  # raises on a lone surrogate
+    assert (h.site, h.page_url, h.name, h.user_agent) == (
+        "example.com",
+        "https://example.com/a",
+        "signup",
+        CHROME_UA,
+    )
+    event = enrich(h, Context(salts={DAY: SALT}, sites=SITES))
+    assert (event["browser"], event["props"], event["screen_width"]) == ("Chrome", {"k": "1"}, 390)
+    assert event["visitor"] == visitor_hash(SALT, "example.com", "198.51.100.23", CHROME_UA)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("[" * 100_000, id="100,000 open brackets"),
+        pytest.param('{"a":' * 10_000 + "1" + "}" * 10_000, id="objects 10,000 deep"),
+        pytest.param('{"a": ' + "[" * 2040 + "]" * 2040 + "}", id="2,048 units of nesting"),
+        pytest.param('{"a":' * 17 + "1" + "}" * 17, id="one level over the limit"),
+    ],
+)
+def test_props_nested_too_deeply_are_dropped_not_raised(raw):
+    assert parse_props(raw) == {}
+
+
+@pytest.mark.parametrize(
+    ("raw", "props"),
+    [
+        pytest.param(
+            '{"a":' * 16 + "1" + "}" * 16, {"a": '{"a":' * 15 + "1" + "}" * 15}, id="16 levels"
+        ),
+        pytest.param('{"k": "' + "[" * 5000 + '"}', {"k": "[" * 2000}, id="brackets in a string"),
+        pytest.param(
+            '{"k": "\\"[[[[[[[[[[[[[[[[[[[[", "d": {"x": [1]}}',
+            {"k": '"' + "[" * 20, "d": '{"x":[1]}'},
+            id="escaped quote in a string",
+        ),
+    ],
+)
+def test_props_nested_within_the_limit_are_kept(raw, props):
+    assert parse_props(raw) == props
+
+
+def test_an_event_with_props_too_deep_is_kept_without_them():
+    event = run(f"d=example.com&u=https%3A%2F%2Fexample.com%2F&n=buy&p={'%5B' * 2048}")
+    assert (event["name"], event["props"], event["path"]) == ("buy", {}, "/")
+
+
+@pytest.mark.parametrize(
+    ("d", "site"),
+    [
+        ("Example.COM.", "example.com"),
+        ("%20example.com.%20", "example.com"),
+        ("example.com..", "example.com"),
+        (".", ""),
+    ],
+)
+def test_the_site_is_normalised_like_the_registry_s_domains(d, site):
+    assert hit(f"d={d}&u=https%3A%2F%2Fexample.com.%2F").site == site
+
+
+def test_a_hit_from_a_fully_qualified_domain_counts_for_its_site():
+    event = run("d=Example.COM.&u=https%3A%2F%2FEXAMPLE.com.%2Fpricing")
+    assert (event["site"], event["hostname"], event["path"]) == (
+        "example.com",
+        "example.com",
+        "/pricing",
+    )

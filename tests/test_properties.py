@@ -93,3 +93,49 @@ def test_template_and_collector_agree_for_arbitrary_strings(query_values, header
     args = (raw_query, header_values, "198.51.100.4", 1_764_150_000_000, "req-1")
     body = parse_qs(render(*args), keep_blank_values=True)["MessageBody"][0]
     assert json.loads(body) == build_message(*args)
+
+
+# Any code point, lone surrogates included: what JSON "\udXXX" escapes in a body can carry.
+any_text = st.text(st.characters(), max_size=80)
+deep_props = st.integers(min_value=0, max_value=3000).map(lambda n: "[" * n + "]" * n)
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries({key: any_text for key in QUERY_KEYS}),
+    st.fixed_dictionaries({name: any_text for name in FORWARDED_HEADERS}),
+    st.one_of(any_text, deep_props),
+)
+def test_enrichment_never_raises_on_lone_surrogates_or_deep_props(query, header_values, props):
+    user_agent = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0 " + header_values["user-agent"]
+    body = json.dumps(
+        {
+            "v": 1,
+            "request_id": "req-1",
+            "received_at": 1_764_150_000_000,
+            "source_ip": "198.51.100.4" + header_values["referer"],
+            "query": {**query, "d": "example.com", "u": "https://example.com/" + query["u"],
+                      "p": props},
+            "headers": {**header_values, "user-agent": user_agent},
+        }
+    )  # fmt: skip
+    hit = hit_from_message(parse_message(body))
+    # The site registered for any page host, so every step runs, ua-parser's included.
+    page = strip_url(hit.page_url)
+    sites = {hit.site: Site(hit.site, (page.host,))} if page else {}
+    result = enrich(hit, Context(salts={date(2025, 11, 26): b"s" * 32}, sites=sites))
+    if not isinstance(result, Dropped):
+        json.dumps(event_item(result, 30)).encode("utf-8")  # storable: no lone surrogate left
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(st.sampled_from("a😀é🇫🇷"), min_size=1400, max_size=1500),
+    st.sampled_from(["", "x"]),
+)
+def test_template_and_collector_cut_astral_text_at_the_cap_alike(value, shift):
+    value = shift + value  # either parity of the pairs against the cap
+    raw_query = f"n={quote(value)}"
+    args = (raw_query, {"User-Agent": value}, "198.51.100.4", 1_764_150_000_000, "req-1")
+    body = parse_qs(render(*args), keep_blank_values=True)["MessageBody"][0]
+    assert json.loads(body) == build_message(*args)

@@ -60,7 +60,16 @@ CASES = {
         f"u={'a' * 5000}&n={'😀' * 3000}",
         {"User-Agent": "x" * 9000, "Referer": "é" * 3000},
     ),
-    "emoji cut in half at the cap": ("n=" + "a" + "😀" * 1500, {}),
+    "emoji straddling the cap in a query value": ("n=" + "a" + "😀" * 1500, {}),
+    "emoji straddling the cap in every query value": (
+        "&".join(f"{k}={quote('a' + '😀' * 1100)}" for k in "durnpw"),
+        {},
+    ),
+    "emoji straddling the cap in a header": ("d=example.com", {"User-Agent": "a" + "😀" * 1100}),
+    "emoji ending exactly at the cap": (
+        f"u={quote('😀' * 1025)}",
+        {"Referer": "b" * 2046 + "😀" + "c"},
+    ),
     "header names in any case": (
         "d=e.com",
         {"user-agent": "lower", "CLOUDFRONT-VIEWER-COUNTRY": "DE", "Sec-Gpc": "1"},
@@ -90,6 +99,23 @@ def test_template_message_equals_the_collectors_field_for_field(raw_query, heade
     assert SQS_LEGAL.match(message) and message.isascii()
     assert json.loads(message) == build_message(*args)
     parse_message(message)  # and the consumer accepts it
+    # No value ends in half an emoji: the whole message encodes to UTF-8 as it is.
+    json.dumps(json.loads(message), ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        pytest.param("a" + "😀" * 1100, "a" + "😀" * 1023, id="pair straddling: cut before it"),
+        pytest.param("😀" * 1100, "😀" * 1024, id="pair ending at the cap: kept"),
+        pytest.param("a" * 2047 + "é" * 5, "a" * 2047 + "é", id="no pair: 2,048 units"),
+    ],
+)
+def test_the_template_cuts_before_a_pair_the_cap_would_split(value, kept):
+    raw_query = f"n={quote(value)}"
+    args = (raw_query, {"User-Agent": value}, "::1", 1, "r")
+    message = json.loads(queue_message(render(*args)))
+    assert message["query"]["n"] == kept and message["headers"]["user-agent"] == kept
 
 
 def test_a_missing_query_value_is_an_empty_string_not_a_vtl_reference():
