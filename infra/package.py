@@ -24,7 +24,8 @@ LAMBDA_PLATFORM = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAMBDA_PYTHON = "3.13"
 # Each function's code; the dashboard, demo and local tools stay out of both.
 CONSUMER_MODULES = (
-    "__init__.py", "aws.py", "config.py", "consumer.py", "contract.py", "enrich.py", "errors.py",
+    "__init__.py", "aws.py", "config.py", "consumer.py", "contract.py", "datacentres.py",
+    "enrich.py", "errors.py",
     "geo.py", "referrers.py", "salts.py", "sites.py", "spam.py", "storage.py", "text.py",
     "urls.py", "useragents.py",
 )  # fmt: skip

@@ -6,7 +6,8 @@ it twice gives the same record), then removes the marker only if no event re-mar
 meanwhile (a conditional delete), so a late event is never lost between read and write. On
 AWS it is a scheduled Lambda (`pipeline.compactor.handler`); locally `python -m
 pipeline.local` runs it on the same schedule. The Lambda also refreshes the referrer-spam
-list once a day (`pipeline/spam.py`).
+list (`pipeline/spam.py`) and the cloud providers' address ranges (`pipeline/datacentres.py`)
+once a day.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline import aws, rollups, spam
+from pipeline import aws, datacentres, rollups, spam
 from pipeline.config import Settings, settings_from_env
 from pipeline.errors import PipelineError
 from pipeline.query import load_events
@@ -102,6 +103,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         "events_read": report.events_read,
         "items_written": report.items_written,
         "spam_list_refreshed": refresh_spam_list(settings),
+        "datacentre_ranges_refreshed": refresh_datacentre_ranges(settings),
     }
 
 
@@ -112,4 +114,15 @@ def refresh_spam_list(settings: Settings) -> bool:
         return spam.refresh_if_stale(settings) is not None
     except (PipelineError, ClientError, BotoCoreError) as exc:
         log.warning("referrer-spam list not refreshed: %s", exc)
+        return False
+
+
+def refresh_datacentre_ranges(settings: Settings, sources: tuple[str, ...] | None = None) -> bool:
+    """Keep the data-centre ranges at most a day old; a failed fetch only logs (the ranges
+    stored before stay in force)."""
+    sources = datacentres.sources_for(settings) if sources is None else sources
+    try:
+        return datacentres.refresh_if_stale(settings, sources) is not None
+    except (PipelineError, ClientError, BotoCoreError) as exc:
+        log.warning("data-centre ranges not refreshed: %s", exc)
         return False

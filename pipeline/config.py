@@ -24,12 +24,20 @@ ENV_RESPECT_DNT = "PIPELINE_RESPECT_DNT"
 ENV_STACK = "PIPELINE_STACK"
 ENV_SHARDS = "PIPELINE_SHARDS"
 ENV_SPAM_LIST_URL = "PIPELINE_SPAM_LIST_URL"
+ENV_DATACENTRE_SOURCES = "PIPELINE_DATACENTRE_SOURCES"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
 # Matomo's community-maintained referrer-spam list (pipeline/spam.py).
 MATOMO_SPAM_LIST_URL = (
     "https://raw.githubusercontent.com/matomo-org/referrer-spam-list/master/spammers.txt"
+)
+# Cloud providers' published address ranges (pipeline/datacentres.py says why these four).
+DATACENTRE_SOURCES = (
+    "https://ip-ranges.amazonaws.com/ip-ranges.json",
+    "https://www.gstatic.com/ipranges/cloud.json",
+    "https://docs.oracle.com/en-us/iaas/tools/public_ip_ranges.json",
+    "https://digitalocean.com/geo/google.csv",
 )
 
 
@@ -55,6 +63,9 @@ class Settings:
     shards: tuple[tuple[str, int], ...] = ()
     # Where the referrer-spam list is fetched from (a URL or a file); "" never fetches.
     spam_list_url: str = MATOMO_SPAM_LIST_URL
+    # Where the data-centre address ranges are fetched from (URLs or files); () never fetches,
+    # which switches the `datacentre` drop off (e.g. for a pixel proxied through a cloud server).
+    datacentre_sources: tuple[str, ...] = DATACENTRE_SOURCES
 
     def shards_for(self, site: str) -> int:
         return max(1, dict(self.shards).get(site, 1))
@@ -86,6 +97,11 @@ def parse_shards(text: str) -> tuple[tuple[str, int], ...]:
     return tuple((site.strip().lower(), int(n)) for site, n in pairs)
 
 
+def parse_sources(raw: str) -> tuple[str, ...]:
+    """Comma-separated URLs or files; an empty value is no source at all."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
 def settings_from_env(
     env: Mapping[str, str] | None = None, resolve_stack: bool = True, **overrides: Any
 ) -> Settings:
@@ -107,6 +123,9 @@ def settings_from_env(
         "respect_dnt": _truthy(env[ENV_RESPECT_DNT]) if env.get(ENV_RESPECT_DNT) else None,
         "shards": parse_shards(env[ENV_SHARDS]) if env.get(ENV_SHARDS) else None,
         "spam_list_url": env.get(ENV_SPAM_LIST_URL),
+        "datacentre_sources": parse_sources(env[ENV_DATACENTRE_SOURCES])
+        if ENV_DATACENTRE_SOURCES in env
+        else None,
     }
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:

@@ -26,6 +26,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.config import Settings, settings_from_env
 from pipeline.contract import parse_message
+from pipeline.datacentres import EMPTY as NO_RANGES
+from pipeline.datacentres import Ranges, RangesCache
 from pipeline.enrich import Context, Dropped, Event, Hit, enrich, hit_from_message
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.salts import SaltStore
@@ -75,6 +77,7 @@ class Consumer:
         self.salts = SaltStore(self._dynamodb, settings.salts_table)
         self.sites = SiteRegistry(self._dynamodb, settings.sites_table)
         self.spam = BlocklistCache(self._dynamodb, settings.sites_table)
+        self.datacentres = RangesCache(self._dynamodb, settings.sites_table)
         self.writer = BatchWriter(self._dynamodb, settings.events_table)
         self._marked_open_days: set[tuple[str, date]] = set()
 
@@ -102,9 +105,13 @@ class Consumer:
 
         salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
         registry = self._registry_for({hit.site for _, hit in hits})
-        sites, spam = registry or ({}, frozenset())
+        sites, spam, ranges = registry or ({}, frozenset(), NO_RANGES)
         ctx = Context(
-            salts=salts, sites=sites, spam_domains=spam, respect_dnt=self.settings.respect_dnt
+            salts=salts,
+            sites=sites,
+            spam_domains=spam,
+            datacentre_ranges=ranges,
+            respect_dnt=self.settings.respect_dnt,
         )
         items_by_message: dict[str, dict[str, Any]] = {}
         touched: set[tuple[str, date]] = set()
@@ -173,11 +180,11 @@ class Consumer:
 
     def _registry_for(
         self, domains: set[str]
-    ) -> tuple[dict[str, Site | None], frozenset[str]] | None:
-        """Each domain's registered site and the referrer-spam domains; None when the
-        registry can't be read (the batch is redelivered rather than counted unchecked)."""
+    ) -> tuple[dict[str, Site | None], frozenset[str], Ranges] | None:
+        """Each domain's registered site, the referrer-spam domains and the data-centre ranges;
+        None when the registry can't be read (the batch is redelivered, not counted unchecked)."""
         try:
-            return self.sites.lookup(domains), self.spam.domains()
+            return self.sites.lookup(domains), self.spam.domains(), self.datacentres.ranges()
         except (ClientError, BotoCoreError, PipelineError) as exc:
             log.warning("site registry unavailable: %s", exc)
             return None

@@ -18,6 +18,8 @@ from typing import Any
 
 from pipeline import geo, referrers
 from pipeline.contract import PixelMessage
+from pipeline.datacentres import EMPTY as NO_RANGES
+from pipeline.datacentres import Ranges, in_datacentre
 from pipeline.salts import visitor_hash
 from pipeline.sites import Site, host_allowed
 from pipeline.spam import is_spam
@@ -45,6 +47,7 @@ class DropReason(StrEnum):
     UNKNOWN_SITE = "unknown_site"  # not in the site registry
     FOREIGN_HOST = "foreign_host"  # the page's host is not one of the site's hostnames
     REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
+    DATACENTRE = "datacentre"  # sent from a cloud provider's published address ranges
 
 
 # What each drop means, in words a site owner can act on (the dashboard's health page shows them).
@@ -55,6 +58,10 @@ DROP_EXPLANATIONS = {
     DropReason.NO_PAGE: "the hit had no page URL with a host",
     DropReason.FOREIGN_HOST: "the page's host is not one of the site's hostnames",
     DropReason.REFERRER_SPAM: "referred by a domain on the referrer-spam list",
+    DropReason.DATACENTRE: (
+        "sent from a cloud provider's published address ranges (AWS, Google Cloud, Oracle, "
+        "DigitalOcean): scripts and headless browsers, or a pixel proxied through a server"
+    ),
     DropReason.DO_NOT_TRACK: "the visitor asked not to be tracked (DNT / GPC, when respected)",
     DropReason.STALE: "older than the two-day salt window when it was processed",
 }
@@ -92,6 +99,7 @@ class Context:
     salts: Mapping[date, bytes]
     sites: Mapping[str, Site | None]
     spam_domains: frozenset[str] = frozenset()
+    datacentre_ranges: Ranges = NO_RANGES
     respect_dnt: bool = False
 
 
@@ -133,6 +141,11 @@ def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 
 def drop_bots(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     return Dropped(DropReason.BOT) if is_bot(hit.user_agent) else event
+
+
+def drop_datacentres(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    # The client address is used here and stored nowhere: only the reason is.
+    return Dropped(DropReason.DATACENTRE) if in_datacentre(hit.ip, ctx.datacentre_ranges) else event
 
 
 def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
@@ -212,6 +225,7 @@ def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 STEPS: tuple[Step, ...] = (
     drop_do_not_track,
     drop_bots,
+    drop_datacentres,
     add_site,
     add_page,
     add_referrer,

@@ -121,7 +121,16 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
     assert Consumer(server_settings).process([sqs_record(body)]).stored == 1
     spam_list = tmp_path / "spammers.txt"
     spam_list.write_text("semalt.example\ndarodar.example\n")
-    env = lambda_environment(clean, server_settings) | {"PIPELINE_SPAM_LIST_URL": str(spam_list)}
+    ranges = tmp_path / "ip-ranges.json"  # AWS's published shape
+    ranges.write_text(
+        json.dumps(
+            {"prefixes": [{"ip_prefix": "3.5.140.0/22", "service": "EC2"}], "ipv6_prefixes": []}
+        )
+    )
+    env = lambda_environment(clean, server_settings) | {
+        "PIPELINE_SPAM_LIST_URL": str(spam_list),
+        "PIPELINE_DATACENTRE_SOURCES": str(ranges),
+    }
     result = subprocess.run(
         [sys.executable, "-c", RUN_COMPACTOR, str(clean)],
         cwd=clean,
@@ -133,6 +142,7 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert (report["days"], report["spam_list_refreshed"]) == (1, True)
+    assert report["datacentre_ranges_refreshed"] is True
     stored = read_blocklist(aws.client("dynamodb", server_settings), server_settings.sites_table)
     assert stored.domains == {"semalt.example", "darodar.example"}
     (day,) = load_rollups(

@@ -20,6 +20,7 @@ from pipeline.sites import (
     remove_site,
     site_item,
 )
+from tests.conftest import CHROME_UA
 
 
 def page_hit(message_factory, site: str, page: str, **kwargs) -> str:
@@ -122,7 +123,7 @@ def test_a_page_from_another_host_cannot_count_for_a_site(settings, message_fact
 def test_a_plain_pixel_is_checked_against_its_referer(settings, message_factory, sqs_record):
     # No `u`: the embedding page is the Referer header, which a spoofer controls just as well.
     spoofed = message_factory(
-        query="d=example.com", headers={"User-Agent": "Mozilla/5.0", "Referer": "https://x.net/"}
+        query="d=example.com", headers={"User-Agent": CHROME_UA, "Referer": "https://x.net/"}
     )
     outcome = Consumer(settings).process([sqs_record(spoofed)])
     assert dict(outcome.dropped) == {"foreign_host": 1}
