@@ -13,8 +13,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 
 install: $(STAMP)
 
+# Only this machine can open it; hosted platforms (Streamlit Community Cloud) keep their own
+# address, which is why the flag is here and not in .streamlit/config.toml.
 run: install
-	$(VENV)/bin/streamlit run streamlit_app.py
+	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1
 
 local: install
 	$(PY) -m pipeline.local

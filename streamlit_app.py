@@ -15,6 +15,7 @@ from dashboard.data import (
     refresh,
     registered_sites,
 )
+from dashboard.format import md_escape
 from dashboard.navigation import pages
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
@@ -29,7 +30,7 @@ require_access(is_demo=not aws_configured())
 try:
     current = backend()
 except PipelineError as exc:
-    st.error(f"**The analytics backend is not reachable.** {exc}")
+    st.error(f"**The analytics backend is not reachable.** {md_escape(exc)}")
     st.stop()
 
 sites = registered_sites()
@@ -114,7 +115,7 @@ if current_view().filters:
     chips = st.columns(len(current_view().filters) + 1)
     for column, (dimension, value) in zip(chips, current_view().filters, strict=False):
         column.button(
-            f"✕ {FILTER_DIMENSIONS[dimension]}: {value}",
+            f"✕ {md_escape(FILTER_DIMENSIONS[dimension])}: {md_escape(value)}",
             key=f"chip-{dimension}",
             on_click=remove_filter,
             args=(dimension,),

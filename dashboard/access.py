@@ -13,9 +13,8 @@ import os
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
+from pipeline.aws import is_loopback_url
 from pipeline.config import ENV_ENDPOINT_URL
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 def _secret(section: str) -> dict:
@@ -26,7 +25,9 @@ def _secret(section: str) -> dict:
 
 
 def is_local(endpoint_url: str | None) -> bool:
-    return bool(endpoint_url) and any(host in endpoint_url for host in LOCAL_HOSTS)
+    """An emulator on this machine: decided from the endpoint's parsed host, never by
+    substring (`https://dynamodb.…amazonaws.com/?localhost` is real AWS)."""
+    return is_loopback_url(endpoint_url)
 
 
 def require_access(is_demo: bool) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.data import events
+from dashboard.format import md_escape
 from dashboard.navigation import pages
 from dashboard.view import (
     FILTER_DIMENSIONS,
@@ -85,7 +86,7 @@ def load() -> Data:
                 events(view.site, *utc_bounds(*compared, view.tz)), dict(view.filters)
             )
     except PipelineError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         st.stop()
     filtered = metrics.filter_events(unfiltered, dict(view.filters))
     if filtered.empty:
@@ -101,7 +102,7 @@ def empty_state(view: View, filtered: bool) -> None:
         )
         return
     st.info(
-        f"No events for **{view.site}** in this period yet. Add the script to your pages "
+        f"No events for **{md_escape(view.site)}** in this period yet. Add the script to your pages "
         '(`<script defer data-domain="…" src="https://<collector>/script.js"></script>`, see the '
         "README's *Install on your site*), or pick a wider date range."
     )

@@ -15,6 +15,7 @@ import streamlit as st
 
 from dashboard.context import Data, load
 from dashboard.data import backend, cached_rollups
+from dashboard.format import md_escape
 from dashboard.view import View, comparison_dates, period_dates
 from pipeline import anomalies, metrics, rollups
 from pipeline.errors import RollupsIncomplete
@@ -103,4 +104,4 @@ def empty(found: Overview) -> bool:
 
 
 def show_source(found: Overview) -> None:
-    st.caption(f"Computed from {found.source}.")
+    st.caption(f"Computed from {md_escape(found.source)}.")

@@ -1,10 +1,10 @@
 """Explorer: the raw events with a search box, column filters, pages, and downloads."""
 
-import io
-
 import streamlit as st
 
 from dashboard.context import load
+from dashboard.export import to_csv, to_parquet
+from dashboard.format import md_escape
 
 data = load()
 st.title("Explorer")
@@ -26,7 +26,7 @@ columns = st.multiselect(
 )
 for column in columns:
     chosen = st.multiselect(
-        column, sorted(frame[column].astype(str).unique()), key=f"explorer_{column}"
+        md_escape(column), sorted(frame[column].astype(str).unique()), key=f"explorer_{column}"
     )
     if chosen:
         frame = frame[frame[column].astype(str).isin(chosen)]
@@ -34,7 +34,7 @@ for column in columns:
 size = st.selectbox("Rows per page", [50, 100, 500], key="explorer_size")
 pages = max(1, -(-len(frame) // size))
 page = st.number_input(
-    f"Page (of {pages})", min_value=1, max_value=pages, value=1, key="explorer_page"
+    f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, key="explorer_page"
 )
 st.caption(f"{len(frame):,} events")
 st.dataframe(
@@ -44,19 +44,17 @@ st.dataframe(
     key="explorer_table",
 )
 
-parquet = io.BytesIO()
-frame.to_parquet(parquet, index=False)
 left, right = st.columns(2)
 left.download_button(
     "Download CSV",
-    frame.to_csv(index=False).encode(),
+    to_csv(frame),
     f"{data.view.site}-events.csv",
     "text/csv",
     key="explorer_csv",
 )
 right.download_button(
     "Download Parquet",
-    parquet.getvalue(),
+    to_parquet(frame),
     f"{data.view.site}-events.parquet",
     "application/vnd.apache.parquet",
     key="explorer_parquet",

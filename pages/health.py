@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.context import current_view
 from dashboard.data import drops, event_count, live_events, queue_health
+from dashboard.format import md_escape
 from infra import cost
 from pipeline import PipelineError
 from pipeline.enrich import DROP_EXPLANATIONS
@@ -20,7 +21,7 @@ try:
     last_month = event_count(view.site, now.date() - timedelta(days=29), now.date())
     dropped = drops(view.site, now - timedelta(days=30), now)
 except PipelineError as exc:
-    st.error(str(exc))
+    st.error(md_escape(exc))
     st.stop()
 
 cards = st.columns(5)
@@ -29,16 +30,16 @@ cards[1].metric("In flight", f"{queue['in_flight']:,}")
 cards[2].metric("Dead-letter queue", f"{queue['dlq']:,}")
 cards[3].metric(
     "Oldest message",
-    "n/a here" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']} s",
+    "n/a here" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']:,} s",
     help="From CloudWatch on AWS; the local emulator has none.",
 )
-cards[4].metric(f"Stored in the last hour ({view.site})", f"{len(last_hour):,}")
+cards[4].metric(f"Stored in the last hour ({md_escape(view.site)})", f"{len(last_hour):,}")
 if queue["dlq"]:
-    st.warning(f"{queue['dlq']} message(s) failed three times and wait in the dead-letter queue.")
+    st.warning(f"{queue['dlq']:,} message(s) failed three times and wait in the dead-letter queue.")
 
 st.subheader("Dropped hits, last 30 days")
 if dropped.empty:
-    st.caption(f"No hit of {view.site} was dropped in the last 30 days.")
+    st.caption(f"No hit of {md_escape(view.site)} was dropped in the last 30 days.")
 else:
     st.dataframe(
         [
@@ -55,7 +56,9 @@ else:
 
 st.subheader("Monthly cost estimate")
 lines = cost.monthly_cost(max(last_month, 1))
-st.caption(f"For {last_month:,} events in the last 30 days, at list prices ({cost.PRICES_AS_OF}).")
+st.caption(
+    f"For {last_month:,} events in the last 30 days, at list prices ({md_escape(cost.PRICES_AS_OF)})."
+)
 st.dataframe(
     [
         {"Service": line.service, "Usage": line.usage, "USD per month": round(line.dollars, 2)}

@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard import charts
 from dashboard import format as fmt
 from dashboard.context import current_view, empty_state, filterable_table, today
+from dashboard.format import md_escape
 from dashboard.overview import empty, overview, show_source
 from pipeline import PipelineError, anomalies, metrics
 
@@ -15,13 +16,13 @@ if not view.site:
 try:
     found = overview(view, today(view))
 except PipelineError as exc:
-    st.error(str(exc))
+    st.error(md_escape(exc))
     st.stop()
 if empty(found):
     empty_state(view, bool(view.filters))
     st.stop()
 
-st.title(f"{view.site} · {found.first:%d %b %Y} – {found.last:%d %b %Y}")
+st.title(f"{md_escape(view.site)} · {found.first:%d %b %Y} – {found.last:%d %b %Y}")
 cards = [
     ("Unique visitors", "visitors", fmt.number),
     ("Total visits", "visits", fmt.number),
@@ -36,6 +37,7 @@ for column, (label, field, shown) in zip(st.columns(6), cards, strict=True):
         getattr(found.previous, field) if found.previous else None,
     )
     change = metrics.percent_change(now, before) if found.previous else None
+    # markdown-safe: the labels are the literals above; values and deltas are formatted numbers
     column.metric(
         label,
         shown(now),
@@ -64,7 +66,7 @@ st.plotly_chart(
 if found.insights:
     with st.expander(f"Insights ({len(found.insights)})", expanded=True):
         for line in found.insights:
-            st.markdown(f"- {line}")
+            st.markdown(f"- {md_escape(line)}")
 
 left, right = st.columns(2)
 with left:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard.context import current_view
 from dashboard.data import live_events
+from dashboard.format import md_escape
 from pipeline import PipelineError, metrics
 
 st.title("Real time")
@@ -20,10 +21,11 @@ def live() -> None:
             live_events(view.site, now - timedelta(minutes=30), now), dict(view.filters)
         )
     except PipelineError as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         return
     st.metric(
-        "Current visitors (last 5 minutes)", metrics.current_visitors(recent, pd.Timestamp(now))
+        "Current visitors (last 5 minutes)",
+        f"{metrics.current_visitors(recent, pd.Timestamp(now)):,}",
     )
     if recent.empty:
         st.info("Nobody in the last 30 minutes.")

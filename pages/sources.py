@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard.context import filterable_table, load
+from dashboard.format import md_escape
 from pipeline import metrics
 
 data = load()
@@ -16,7 +17,9 @@ tabs = {
     "UTM term": "utm_term",
     "UTM content": "utm_content",
 }
-for tab, dimension in zip(st.tabs(list(tabs)), tabs.values(), strict=True):
+for tab, dimension in zip(
+    st.tabs([md_escape(label) for label in tabs]), tabs.values(), strict=True
+):
     with tab:
         table = metrics.breakdown(data.events, dimension, table=data.visits)
         table = table[table["value"] != ""]

@@ -6,10 +6,12 @@ emulator and real AWS all see the same code path: only the endpoint differs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -37,10 +39,27 @@ _NOT_FOUND_CODES = {
 _EMULATOR_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+def is_loopback_url(url: str | None) -> bool:
+    """True when the URL's parsed host is `localhost` or a loopback address (127.0.0.0/8,
+    ::1); a host that only contains such text (`127.0.0.1.nip.io`, `?localhost`) is not."""
+    try:
+        host = urlsplit(url or "").hostname
+    except ValueError:  # a malformed netloc, e.g. an unclosed `[`
+        return False
+    if not host:
+        return False
+    if host == "localhost":  # urlsplit lowercases the host
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 def _is_local(endpoint_url: str | None) -> bool:
-    return bool(endpoint_url) and any(
-        h in endpoint_url for h in ("127.0.0.1", "localhost", "[::1]")
-    )
+    return is_loopback_url(endpoint_url)
 
 
 def client(service: str, settings: Settings) -> Any:

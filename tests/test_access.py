@@ -73,3 +73,75 @@ def test_open_cases(demo, secrets, endpoint, monkeypatch):
     if endpoint:
         monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     assert shows_data(page(demo, **secrets))
+
+
+LOOKALIKES = [
+    "https://dynamodb.eu-central-1.amazonaws.com/?localhost",
+    "http://127.0.0.1.nip.io:4566",
+    "https://ops-localhost-gw.example.com",
+    "https://user:localhost@dynamodb.eu-central-1.amazonaws.com",
+    "https://dynamodb.eu-central-1.amazonaws.com/127.0.0.1#[::1]",
+    "http://localhost.evil.test:4566",
+    "http://[::2]:4566",
+    "http://128.0.0.1:4566",
+    "http://[::1",  # malformed: refused, not an error
+    "localhost:4566",  # no scheme: no host to trust
+    "",
+    None,
+]
+LOOPBACKS = [
+    "http://localhost:4566",
+    "http://LOCALHOST:4566/",
+    "http://127.0.0.1:4566",
+    "http://127.8.9.10",
+    "http://[::1]:4566",
+    "http://[::ffff:127.0.0.1]:4566",
+    "https://user:pw@localhost/path?x=1",
+]
+
+
+@pytest.mark.parametrize("url", LOOPBACKS)
+def test_a_loopback_host_is_local(url):
+    from pipeline.aws import is_loopback_url
+
+    assert is_loopback_url(url)
+
+
+@pytest.mark.parametrize("url", LOOKALIKES)
+def test_a_host_that_only_mentions_loopback_is_not_local(url):
+    from pipeline.aws import is_loopback_url
+
+    assert not is_loopback_url(url)
+
+
+@pytest.mark.parametrize("endpoint", LOOKALIKES[:3])
+def test_a_dashboard_on_a_lookalike_endpoint_stays_private(endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    app = page(aws={"region": "eu-central-1"})
+    assert not shows_data(app)
+    assert "This dashboard is private" in app.error[0].value
+
+
+def test_the_aws_client_uses_emulator_credentials_only_for_a_loopback_endpoint(monkeypatch):
+    from pipeline.aws import client
+    from pipeline.config import Settings
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    # Nothing of this machine's: no credential files, no instance metadata.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    local = client("sqs", Settings.for_prefix("x", endpoint_url="http://127.0.0.1:4566"))
+    assert local._request_signer._credentials.access_key == "testing"
+    remote = client("sqs", Settings.for_prefix("x", endpoint_url=LOOKALIKES[0]))
+    credentials = remote._request_signer._credentials
+    assert credentials is None or credentials.access_key != "testing"
+
+
+def test_make_run_binds_the_dashboard_to_loopback():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    run = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "--server.address 127.0.0.1" in run

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.context import today
 from dashboard.data import backend
+from dashboard.format import md_escape
 from dashboard.view import View, period_dates, utc_bounds
 from pipeline import load_events, metrics
 from pipeline.demo import DEMO_SITE
@@ -131,7 +132,8 @@ def test_a_malformed_url_falls_back_to_defaults():
 def test_an_unknown_site_shows_an_empty_state_not_an_error():
     empty = run(site="nobody.example")
     assert not empty.exception and not empty.error
-    assert any("No events for **nobody.example**" in info.value for info in empty.info)
+    site = md_escape("nobody.example")  # shown through Markdown, so escaped
+    assert any(f"No events for **{site}**" in info.value for info in empty.info)
     # The picker offers the registered sites, and keeps the one asked for.
     assert empty.sidebar.selectbox(key="site").options == [DEMO_SITE, "nobody.example"]
 
@@ -203,3 +205,9 @@ def test_health_page_lists_dropped_hits_by_reason_with_their_meaning(app):
     start = datetime.combine(first, datetime.min.time(), UTC)
     stored = len(load_events(DEMO_SITE, start, now, settings=backend().settings))
     assert any(f"For {stored:,} events in the last 30 days" in c.value for c in app.caption)
+
+
+def test_filter_values_from_the_url_reach_the_chips_escaped():
+    value = "**bold** [x](https://evil.test)"
+    chip = run(**{"f.utm_source": value}).button(key="chip-utm_source")
+    assert chip.label == f"✕ UTM source: {md_escape(value)}"

@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -46,7 +49,6 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         )
     )
     assert Consumer(settings).process([{"messageId": "xss", "body": xss}]).stored == 1
-    port = free_port()
     env = os.environ | {
         "AWS_ENDPOINT_URL": moto_server,
         "PIPELINE_EVENTS_TABLE": settings.events_table,
@@ -56,21 +58,70 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         "PIPELINE_DLQ_NAME": settings.dlq_name,
         "PIPELINE_SITE": DEMO_SITE,
     }
+    with streamlit_server("streamlit_app.py", env) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_server(
+    script: str | Path, env: dict[str, str], timeout_s: float = 90
+) -> Iterator[str]:
+    """`streamlit run script` on a free port of 127.0.0.1 until the block ends. Any error while
+    waiting counts as "not up yet"; the server is stopped whatever happens."""
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port), "--server.headless", "true"],
+        [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/_stcore/health", timeout=1).ok:
-                break
-        except requests.ConnectionError:
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"streamlit exited with {process.returncode} before answering")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within {timeout_s:.0f} s")
             time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def recording_server() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on 127.0.0.1 that records the path of every request it gets: the address
+    an injected image or link would make a browser fetch."""
+    seen: list[str] = []
+
+    class Record(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:  # the test reads `seen`, not stderr
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/_stcore/health", timeout=1).ok
+    except requests.RequestException:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +130,10 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(
             executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
         )
-        yield launched
-        launched.close()
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def wait_until_idle(page, quiet_ms: int = 1500, timeout_ms: int = 90_000) -> None:
