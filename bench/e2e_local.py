@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,8 @@ def _start() -> tuple[subprocess.Popen, str, str]:
             "0",  # eight clients share 127.0.0.1: no per-address limit in a load test
             "--site",
             "bench.example",
+            "--data-dir",
+            tempfile.mkdtemp(prefix="bench-local-"),  # never the project's own saved tables
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

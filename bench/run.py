@@ -9,6 +9,7 @@ from bench import (
     enrich_throughput,
     metrics_scale,
     moto_sqs_depth,
+    slowloris,
     tracker_size,
 )
 
@@ -21,6 +22,7 @@ def main() -> None:
     print("## tracking script size", tracker_size.run(), sep="\n")
     print("## metrics on 1,000,000 events", metrics_scale.run(), sep="\n")
     print("## overview page render (AppTest)", dashboard_render.run(), sep="\n")
+    print("## collector under 2,000 slow connections", slowloris.run(), sep="\n")
 
 
 if __name__ == "__main__":

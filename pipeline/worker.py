@@ -71,10 +71,12 @@ class Worker:
         self._batch_window = batch_window
         self._wait_time = wait_time
 
-    def _gather(self) -> list[dict[str, Any]]:
+    def _gather(self, stop: threading.Event | None = None) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + self._batch_window
         while len(messages) < self._batch_size:
+            if stop is not None and stop.is_set() and messages:
+                break  # stopping: hand over what we hold instead of polling on
             wait = 0 if messages else self._wait_time
             page = self._sqs.receive_message(
                 QueueUrl=self._queue_url,
@@ -87,17 +89,18 @@ class Worker:
                 break
         return messages
 
-    def poll_once(self) -> PollResult:
+    def poll_once(self, stop: threading.Event | None = None) -> PollResult:
         """Receive one batch, hand it to the handler, delete what it did not report failed."""
-        messages = self._gather()
+        messages = self._gather(stop)
         if not messages:
             return PollResult()
         records = [lambda_record(m, self._queue_arn, self.settings.region) for m in messages]
         try:
             response = self._handler({"Records": records}, None)
             failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        except Exception:  # a raising handler fails the whole batch, as on Lambda
-            log.exception("handler raised; the batch will be redelivered")
+        except Exception as exc:  # a raising handler fails the whole batch, as on Lambda
+            # The type only: an exception's text can quote a message's IP or User-Agent.
+            log.error("handler raised %s; the batch will be redelivered", type(exc).__name__)
             failed_ids = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed_ids]
         self._delete(done)
@@ -125,12 +128,18 @@ class Worker:
         return total
 
     def run(self, stop: threading.Event) -> None:
-        """Poll until `stop` is set; a failing poll is logged and retried, never fatal."""
+        """Poll until `stop` is set; a failing poll is logged and retried, never fatal.
+
+        A stop takes at most one long poll (`wait_time`) plus the batch in hand: the batch
+        is finished and deleted, never dropped half-way."""
         while not stop.is_set():
             try:
-                self.poll_once()
+                self.poll_once(stop)
             except (ClientError, BotoCoreError) as exc:
-                log.warning("poll failed (%s); retrying in 1 s", exc)
+                log.warning("poll failed (%s); retrying in 1 s", type(exc).__name__)
+                stop.wait(1.0)
+            except Exception as exc:  # an unexpected error must not end the worker thread
+                log.error("poll failed unexpectedly (%s); retrying in 1 s", type(exc).__name__)
                 stop.wait(1.0)
 
 

@@ -18,6 +18,9 @@ from tests.support import Pipeline, wait_for
 
 pytestmark = pytest.mark.integration
 NASTY = "\"\\<script>alert('x')</script>😀\x00"
+# A NUL in a header value is invalid HTTP (RFC 9110 §5.5): the collector answers 400 (see
+# test_collector_hardening.py), so the header case carries everything else.
+NASTY_HEADER = NASTY.replace("\x00", "")
 
 
 @pytest.fixture
@@ -128,8 +131,8 @@ NASTY_CASES = [
         "d=example.com&u=https%3A%2F%2Fexample.com%2Fnasty-headers",
         {
             "User-Agent": CHROME_UA,
-            "Referer": NASTY.encode("utf-8"),
-            "CloudFront-Viewer-City": NASTY.encode("utf-8"),
+            "Referer": NASTY_HEADER.encode("utf-8"),
+            "CloudFront-Viewer-City": NASTY_HEADER.encode("utf-8"),
         },
         "stored",
     ),

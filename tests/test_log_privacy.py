@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import socket
+import struct
+import time
 
 import pytest
 import requests
@@ -40,3 +45,43 @@ def test_pipeline_logs_carry_no_ip_user_agent_or_query(server_settings, caplog):
     assert any(line.startswith("GET /pixel") for line in lines)  # and so did the collector
     for secret in (ip, "127.0.0.1", ua, "LogProbe", "LOGSECRET", "curl/8.5.0"):
         assert not any(secret in line for line in lines), secret
+
+
+def test_bad_requests_and_resets_leave_no_client_address_in_logs_or_stderr(
+    server_settings, caplog, capfd
+):
+    caplog.set_level(logging.DEBUG)
+    running = Pipeline(server_settings)
+    ports: list[int] = []
+    try:
+        port = running.collector.server_address[1]
+        for request in (
+            b"GARBAGE\r\n\r\n",
+            b"GET /pixel HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+            b"GET /pixel?u=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                ports.append(sock.getsockname()[1])
+                sock.sendall(request)
+                with contextlib.suppress(ConnectionError, TimeoutError):
+                    while sock.recv(65536):
+                        pass
+        for n in range(10):  # a tab closed before the GIF came back: the write meets a reset
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            ports.append(sock.getsockname()[1])
+            sock.sendall(
+                f"GET /pixel?d=example.com&u=https%3A%2F%2Fexample.com%2Fr{n} HTTP/1.1\r\n"
+                f"Host: x\r\nUser-Agent: {CHROME_UA}\r\n\r\n".encode()
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        time.sleep(1)
+        assert requests.get(f"{running.collector.url}/health", timeout=5).text == "ok"
+    finally:
+        running.close()
+    out, err = capfd.readouterr()
+    text = "\n".join([out, err, *(record.getMessage() for record in caplog.records)])
+    assert "('127.0.0.1'," not in text
+    assert "Exception occurred during processing" not in text
+    for port in ports:
+        assert not re.search(rf"127\.0\.0\.1\D{{1,4}}{port}\b", text), port
