@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -50,3 +51,9 @@ class Pipeline:
         self.stop.set()
         self.collector.shutdown()
         self.thread.join(timeout=10)
+
+
+def as_read(markdown: str) -> str:
+    """What a reader sees of escaped Markdown source (AppTest gives the source): backslash
+    escapes resolved and md_escape's invisible word joiners removed."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard.data import SECRET_VARIABLES
+from tests.support import as_read
 
 APP = str(Path(__file__).resolve().parent / "dashboard_entry.py")
 
@@ -40,10 +41,8 @@ def test_secrets_name_a_stack_that_does_not_exist_and_the_page_says_so(fresh_bac
     app.run()
     assert not app.exception
     (error,) = app.error
-    assert (
-        "Stack 'no-such-stack' does not exist" in error.value
-        and "python -m infra deploy" in error.value
-    )
+    shown = as_read(error.value)
+    assert "Stack 'no-such-stack' does not exist" in shown and "python -m infra deploy" in shown
     assert not any("Demo data" in info.value for info in app.info)
 
 
@@ -52,4 +51,4 @@ def test_an_unreachable_endpoint_is_explained_on_the_page(fresh_backend, monkeyp
     monkeypatch.setenv("PIPELINE_SITE", "example.com")
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
-    assert any("Cannot reach http://127.0.0.1:9" in error.value for error in app.error)
+    assert any("Cannot reach http://127.0.0.1:9" in as_read(error.value) for error in app.error)
