@@ -1,4 +1,4 @@
-"""Bot recall and browser retention of `pipeline.useragents.is_bot` on public corpora.
+"""Bot recall and browser retention of `pipeline.enrich.useragents.is_bot` on public corpora.
 
 The corpora are fetched when the benchmark runs (never committed) from maintained packages,
 through the registries' own clients, into a cache directory:
@@ -11,7 +11,7 @@ through the registries' own clients, into a cache directory:
   table; plus, reported apart, the browser fixtures of Device Detector: a catalogue of every
   browser Matomo has ever seen (WAP phones, Amiga, TVs), a stress test, not traffic.
 
-No rule in pipeline/useragents.py is built from these lists (crawlerdetect and ua-parser are
+No rule in pipeline/enrich/useragents.py is built from these lists (crawlerdetect and ua-parser are
 their own projects; the supplement is the families issue 11 names plus generic signals).
 Instances of crawler-user-agents that are people's in-app browsers (Instagram, Facebook) are
 counted as misses in the raw figure and shown apart: they are kept by design.
@@ -40,9 +40,9 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import useragents
-from pipeline.demo import BOT_USER_AGENTS, USER_AGENTS
-from pipeline.useragents import bot_rule
+from pipeline.enrich import useragents
+from pipeline.enrich.useragents import bot_rule
+from pipeline.local.demo import BOT_USER_AGENTS, USER_AGENTS
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SHOW_MISSES = 30
@@ -136,10 +136,10 @@ def fetch_corpora(cache: Path) -> list[Corpus]:
         Corpus(
             "Matomo bot fixtures", "PyPI device-detector", dd_version, sorted(matomo_bots), True
         ),
-        Corpus("demo bots", "pipeline/demo.py", "-", sorted(set(BOT_USER_AGENTS)), True),
+        Corpus("demo bots", "pipeline/local/demo.py", "-", sorted(set(BOT_USER_AGENTS)), True),
         Corpus("Intoli real traffic", "npm user-agents", ua_version, intoli, False),
         Corpus("fake-useragent browsers", "PyPI fake-useragent", fu_version, fake_ua, False),
-        Corpus("demo browsers", "pipeline/demo.py", "-", demo, False),
+        Corpus("demo browsers", "pipeline/local/demo.py", "-", demo, False),
         Corpus(
             "Matomo browser catalogue (stress, not traffic)",
             "PyPI device-detector",
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean cost of an uncached UA (cached: one dict lookup)": f"{per_ua_ms:.2f} ms",
         "rule sets": (
             f"crawlerdetect {_version('crawlerdetect')}, ua-parser {_version('ua-parser')} "
-            f"(+ ua-parser-rs {_version('ua-parser-rs')}), supplement in pipeline/useragents.py"
+            f"(+ ua-parser-rs {_version('ua-parser-rs')}), supplement in pipeline/enrich/useragents.py"
         ),
     }
     text = report(scores, extra)

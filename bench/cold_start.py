@@ -16,7 +16,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from bench.browser import launch
-from pipeline.emulator import free_port
+from pipeline.local.emulator import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_MS = 120_000

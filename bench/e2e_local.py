@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 
 from pipeline import load_events
-from pipeline.emulator import free_port
+from pipeline.local.emulator import free_port
 
 UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.consumer import Consumer
-from pipeline.demo import DEMO_SITE, generate_hits
-from pipeline.sites import new_site, site_item
+from pipeline.consume.consumer import Consumer
+from pipeline.enrich.sites import new_site, site_item
+from pipeline.local.demo import DEMO_SITE, generate_hits
 
 BATCH = 100
 

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from pipeline import anomalies, metrics
-from pipeline.query import CATEGORICAL, COLUMNS
+from pipeline.stats import anomalies, metrics
+from pipeline.store.query import CATEGORICAL, COLUMNS
 
 
 def synthetic(n: int, seed: int = 1) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import time
 
 from pipeline import aws
 from pipeline.config import Settings
-from pipeline.emulator import EmbeddedAWS
+from pipeline.local.emulator import EmbeddedAWS
 
 RECEIVES = 20
 

@@ -23,17 +23,19 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline import aws, metrics, rollups
-from pipeline.compactor import compact
+from pipeline import aws
 from pipeline.config import Settings
-from pipeline.contract import parse_message
-from pipeline.demo import DEMO_SITE, generate_hits
-from pipeline.emulator import EmbeddedAWS
-from pipeline.enrich import Context, Dropped, enrich, hit_from_message
-from pipeline.query import events_frame, load_rollups
+from pipeline.enrich.sites import new_site
+from pipeline.enrich.steps import Context, Dropped, enrich, hit_from_message
+from pipeline.ingest.contract import parse_message
+from pipeline.local.demo import DEMO_SITE, generate_hits
+from pipeline.local.emulator import EmbeddedAWS
 from pipeline.resources import create_resources
-from pipeline.sites import new_site
-from pipeline.storage import BatchWriter, dirty_item, event_item
+from pipeline.stats import metrics
+from pipeline.store import rollups
+from pipeline.store.compactor import compact
+from pipeline.store.query import events_frame, load_rollups
+from pipeline.store.storage import BatchWriter, dirty_item, event_item
 
 DAYS = 30
 NOW = datetime(2026, 11, 1, 0, 30, tzinfo=UTC)  # 30 closed days before it

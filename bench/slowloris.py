@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from pipeline.emulator import free_port
+from pipeline.local.emulator import free_port
 
 UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "

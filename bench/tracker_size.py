@@ -5,7 +5,7 @@ Run: `python -m bench.tracker_size`.
 
 from __future__ import annotations
 
-from pipeline import tracker
+from pipeline.ingest import tracker
 
 
 def run() -> dict[str, int]:

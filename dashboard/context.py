@@ -21,7 +21,8 @@ from dashboard.view import (
     utc_bounds,
     view_to_params,
 )
-from pipeline import PipelineError, metrics
+from pipeline import PipelineError
+from pipeline.stats import metrics
 
 
 @dataclass

@@ -13,21 +13,21 @@ from botocore.exceptions import BotoCoreError, ClientError
 from streamlit.errors import StreamlitSecretNotFoundError
 
 import pipeline
-from pipeline import health
-from pipeline.compactor import compact
 from pipeline.config import (
     ENV_ENDPOINT_URL,
     ENV_EVENTS_TABLE,
     ENV_STACK,
     Settings,
-    settings_from_env,
 )
-from pipeline.demo import DEMO_SITE, load_demo
-from pipeline.emulator import EmbeddedAWS
+from pipeline.enrich.sites import Site, list_sites
 from pipeline.errors import PipelineError, RollupsIncomplete
-from pipeline.query import load_rollups
+from pipeline.local.demo import DEMO_SITE, load_demo
+from pipeline.local.emulator import EmbeddedAWS
+from pipeline.ops import health
 from pipeline.resources import create_resources
-from pipeline.sites import Site, list_sites
+from pipeline.stack import settings_from_env
+from pipeline.store.compactor import compact
+from pipeline.store.query import load_rollups
 
 
 @dataclass(frozen=True)

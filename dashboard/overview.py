@@ -17,8 +17,9 @@ from dashboard.context import Data, load
 from dashboard.data import backend, cached_rollups
 from dashboard.format import md_escape
 from dashboard.view import View, comparison_dates, period_dates
-from pipeline import anomalies, metrics, rollups
 from pipeline.errors import RollupsIncomplete
+from pipeline.stats import anomalies, metrics
+from pipeline.store import rollups
 
 TOPS = {"referrer_source": 10, "path": 10, "country": 10, "device": None}
 

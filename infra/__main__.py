@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from infra import cost
 from infra.deploy import DeployError, Target, deploy, destroy, diff, outputs
-from pipeline.config import settings_from_env
+from pipeline.ops import cost
+from pipeline.stack import settings_from_env
 
 ENV_STACK = "PIPELINE_STACK"
 DEFAULT_STACK = "analytics"

@@ -81,7 +81,8 @@ def explain(exc: Exception, target: Target) -> DeployError:
             )
         if code in {"AccessDenied", "AccessDeniedException"}:
             return DeployError(
-                f"Not allowed: {message} Use credentials with administrator rights (docs/deploy.md)."
+                f"Not allowed: {message} Use credentials with administrator rights "
+                "(docs/deploy.md)."
             )
         return DeployError(f"AWS said {code}: {message}")
     return DeployError(str(exc))

@@ -22,17 +22,20 @@ REQUIREMENTS = {
 # Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels fit.
 LAMBDA_PLATFORM = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAMBDA_PYTHON = "3.13"
-# Each function's code; the dashboard, demo and local tools stay out of both.
+# Each function's code, as paths under pipeline/ (a folder: every module in it); the dashboard,
+# demo and local tools stay out of both.
 CONSUMER_MODULES = (
-    "__init__.py", "aws.py", "config.py", "consumer.py", "contract.py", "datacentres.py",
-    "enrich.py", "errors.py",
-    "geo.py", "referrers.py", "salts.py", "sites.py", "spam.py", "storage.py", "text.py",
-    "urls.py", "useragents.py",
+    "__init__.py", "aws.py", "config.py", "errors.py", "stack.py", "resources.py",
+    "ingest/__init__.py", "ingest/contract.py", "enrich", "consume/__init__.py",
+    "consume/consumer.py", "store/__init__.py", "store/storage.py",
 )  # fmt: skip
 MODULES = {
     "consumer": CONSUMER_MODULES,
-    "compactor": (*CONSUMER_MODULES, "compactor.py", "metrics.py", "query.py", "rollups.py"),
-}
+    "compactor": (
+        *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
+        "stats/__init__.py", "stats/metrics.py",
+    ),
+}  # fmt: skip
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates
 
 
@@ -50,7 +53,12 @@ def _files(site: Path, modules: tuple[str, ...]) -> list[tuple[Path, str]]:
     found = [
         (path, path.relative_to(site).as_posix()) for path in site.rglob("*") if path.is_file()
     ]
-    found += [(ROOT / "pipeline" / name, f"pipeline/{name}") for name in modules]
+    package = ROOT / "pipeline"
+    for name in modules:
+        paths = (
+            sorted((package / name).glob("*.py")) if (package / name).is_dir() else [package / name]
+        )
+        found += [(p, f"pipeline/{p.relative_to(package).as_posix()}") for p in paths]
     return sorted((p, n) for p, n in found if "__pycache__" not in n and not n.endswith(".pyc"))
 
 

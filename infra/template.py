@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import resources, tracker
-from pipeline.compactor import SCHEDULE_MINUTES
-from pipeline.contract import PIXEL_GIF
+from pipeline import resources
+from pipeline.ingest import tracker
+from pipeline.ingest.contract import PIXEL_GIF
+from pipeline.store.compactor import SCHEDULE_MINUTES
 
 INFRA = Path(__file__).parent
 PIXEL_TEMPLATE = INFRA / "pixel_request.vtl"
@@ -184,7 +185,7 @@ def _consumer(code: Code) -> dict[str, Any]:
                 "FunctionName": sub("${AWS::StackName}-consumer"),
                 "Runtime": RUNTIME,
                 "Architectures": [ARCHITECTURE],
-                "Handler": "pipeline.consumer.handler",
+                "Handler": "pipeline.consume.consumer.handler",
                 "Code": {"S3Bucket": code.bucket, "S3Key": code.key},
                 "Role": arn("ConsumerRole"),
                 "Timeout": resources.LAMBDA_TIMEOUT_SECONDS,
@@ -256,7 +257,7 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "FunctionName": sub("${AWS::StackName}-compactor"),
                 "Runtime": RUNTIME,
                 "Architectures": [ARCHITECTURE],
-                "Handler": "pipeline.compactor.handler",
+                "Handler": "pipeline.store.compactor.handler",
                 "Code": {"S3Bucket": code.bucket, "S3Key": code.compactor_key},
                 "Role": arn("CompactorRole"),
                 "Timeout": COMPACTOR_TIMEOUT_SECONDS,

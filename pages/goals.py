@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.context import filterable_table, load
-from pipeline import metrics
+from pipeline.stats import metrics
 
 data = load()
 st.title("Goals & funnels")

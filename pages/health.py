@@ -8,9 +8,9 @@ import streamlit as st
 from dashboard.context import current_view
 from dashboard.data import drops, event_count, live_events, queue_health
 from dashboard.format import md_escape
-from infra import cost
 from pipeline import PipelineError
-from pipeline.enrich import DROP_EXPLANATIONS
+from pipeline.enrich.steps import DROP_EXPLANATIONS
+from pipeline.ops import cost
 
 st.title("Pipeline health")
 view, now = current_view(), datetime.now(UTC)

@@ -7,7 +7,8 @@ from dashboard import format as fmt
 from dashboard.context import current_view, empty_state, filterable_table, today
 from dashboard.format import md_escape
 from dashboard.overview import empty, overview, show_source
-from pipeline import PipelineError, anomalies, metrics
+from pipeline import PipelineError
+from pipeline.stats import anomalies, metrics
 
 view = current_view()
 if not view.site:

@@ -8,7 +8,8 @@ import streamlit as st
 from dashboard.context import current_view
 from dashboard.data import live_events
 from dashboard.format import md_escape
-from pipeline import PipelineError, metrics
+from pipeline import PipelineError
+from pipeline.stats import metrics
 
 st.title("Real time")
 

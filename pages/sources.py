@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard.context import filterable_table, load
 from dashboard.format import md_escape
-from pipeline import metrics
+from pipeline.stats import metrics
 
 data = load()
 st.title("Sources")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard.context import filterable_table, load
-from pipeline import metrics
+from pipeline.stats import metrics
 
 data = load()
 st.title("Pages")

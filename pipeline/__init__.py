@@ -1,4 +1,7 @@
-"""Privacy-first web analytics: pixel contract, collector, enrichment, consumer, storage.
+"""Privacy-first web analytics, in the stages a hit goes through: `ingest` (contract,
+collector, tracker) → `consume` (the queue's consumer) → `enrich` (the steps) → `store`
+(DynamoDB, rollups) → `stats` (metrics, anomalies); `ops` watches it, `local` runs it all on one
+machine. `config`, `errors`, `aws`, `stack` and `resources` are shared by every stage.
 
 Notebooks start here::
 
@@ -6,19 +9,25 @@ Notebooks start here::
     events = pipeline.load_events("example.com", "2026-11-01", "2026-11-08")
 
 The query API (and pandas with it) is imported on first use, so the Lambda consumer, which
-imports `pipeline.consumer`, ships and loads without pandas.
+imports `pipeline.consume.consumer`, ships and loads without pandas.
 """
 
 from importlib import import_module
 from typing import Any
 
-from pipeline.config import Settings, settings_from_env
+from pipeline.config import Settings
 from pipeline.errors import BackendUnavailable, MalformedMessage, MissingResource, PipelineError
 
+# The names notebooks use, imported on first use. Modules too, so `from pipeline import
+# metrics, rollups` keeps working wherever the code lives.
 _LAZY = {
-    "COLUMNS": "pipeline.query",
-    "load_events": "pipeline.query",
-    "load_drops": "pipeline.query",
+    "COLUMNS": ("pipeline.store.query", "COLUMNS"),
+    "load_events": ("pipeline.store.query", "load_events"),
+    "load_drops": ("pipeline.store.query", "load_drops"),
+    "settings_from_env": ("pipeline.stack", "settings_from_env"),
+    "metrics": ("pipeline.stats.metrics", None),
+    "anomalies": ("pipeline.stats.anomalies", None),
+    "rollups": ("pipeline.store.rollups", None),
 }
 
 __all__ = [
@@ -28,13 +37,18 @@ __all__ = [
     "MissingResource",
     "PipelineError",
     "Settings",
+    "anomalies",
     "load_drops",
     "load_events",
+    "metrics",
+    "rollups",
     "settings_from_env",
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        module, attribute = _LAZY[name]
+        found = import_module(module)
+        return getattr(found, attribute) if attribute else found
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -28,11 +28,11 @@ ENV_DATACENTRE_SOURCES = "PIPELINE_DATACENTRE_SOURCES"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
-# Matomo's community-maintained referrer-spam list (pipeline/spam.py).
+# Matomo's community-maintained referrer-spam list (pipeline/enrich/spam.py).
 MATOMO_SPAM_LIST_URL = (
     "https://raw.githubusercontent.com/matomo-org/referrer-spam-list/master/spammers.txt"
 )
-# Cloud providers' published address ranges (pipeline/datacentres.py says why these four).
+# Cloud providers' published address ranges (pipeline/enrich/datacentres.py says why these four).
 DATACENTRE_SOURCES = (
     "https://ip-ranges.amazonaws.com/ip-ranges.json",
     "https://www.gstatic.com/ipranges/cloud.json",
@@ -102,13 +102,10 @@ def parse_sources(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def settings_from_env(
-    env: Mapping[str, str] | None = None, resolve_stack: bool = True, **overrides: Any
-) -> Settings:
-    """Settings from the environment, with explicit keyword arguments winning.
+def env_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment alone, with explicit keyword arguments winning; no I/O.
 
-    With `PIPELINE_STACK` set (and no table name given), the table and queue names come
-    from that CloudFormation stack's outputs: the stack name alone is enough.
+    `pipeline.stack.settings_from_env` adds what a named stack (`PIPELINE_STACK`) says.
     """
     env = os.environ if env is None else env
     found: dict[str, Any] = {
@@ -130,10 +127,12 @@ def settings_from_env(
     unknown = set(overrides) - {f.name for f in fields(Settings)}
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    settings = Settings().with_overrides(**found)
-    stack = env.get(ENV_STACK)
-    if resolve_stack and stack and not (found["events_table"] or overrides.get("events_table")):
-        from pipeline.stack import settings_for_stack  # I/O, only when a stack is named
+    return Settings().with_overrides(**found).with_overrides(**overrides)
 
-        settings = settings_for_stack(stack, settings.with_overrides(**overrides))
-    return settings.with_overrides(**overrides)
+
+def stack_to_resolve(env: Mapping[str, str] | None = None, **overrides: Any) -> str | None:
+    """The stack whose resource names are still to be read: `PIPELINE_STACK`, unless a table
+    name is given outright."""
+    env = os.environ if env is None else env
+    named = env.get(ENV_EVENTS_TABLE) or overrides.get("events_table")
+    return None if named else env.get(ENV_STACK) or None

@@ -1,11 +1,20 @@
-"""Resource names from a deployed stack, found by the stack's name alone."""
+"""Settings as the pipeline runs with them: the environment, plus the resource names of a
+deployed stack found by the stack's name alone.
+
+Layers, so nothing imports round a circle: `config` (names and values, no I/O) ← `aws`
+(clients) ← `stack` (reads CloudFormation).
+"""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline import aws
-from pipeline.config import Settings
+from pipeline.config import Settings, env_settings, stack_to_resolve
 from pipeline.errors import MissingResource
 
 # Logical IDs in infra/template.py → settings. The stack's resource list is read rather than
@@ -45,3 +54,19 @@ def settings_for_stack(stack: str, settings: Settings) -> Settings:
             if key in physical
         }
     )
+
+
+def settings_from_env(
+    env: Mapping[str, str] | None = None, resolve_stack: bool = True, **overrides: Any
+) -> Settings:
+    """Settings from the environment, with explicit keyword arguments winning.
+
+    With `PIPELINE_STACK` set (and no table name given), the table and queue names come
+    from that CloudFormation stack: the stack name alone is enough.
+    """
+    env = os.environ if env is None else env
+    settings = env_settings(env, **overrides)
+    stack = stack_to_resolve(env, **overrides) if resolve_stack else None
+    if stack is None:
+        return settings
+    return settings_for_stack(stack, settings).with_overrides(**overrides)

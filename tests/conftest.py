@@ -15,10 +15,10 @@ import pytest
 from moto import mock_aws
 
 from pipeline.config import Settings
-from pipeline.contract import build_message, encode_message
-from pipeline.emulator import free_port
+from pipeline.enrich.sites import new_site, register_site
+from pipeline.ingest.contract import build_message, encode_message
+from pipeline.local.emulator import free_port
 from pipeline.resources import create_resources
-from pipeline.sites import new_site, register_site
 from tests.servers import running
 
 CHROME_UA = (

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pipeline import load_drops, load_events
-from pipeline.collector import start_collector
-from pipeline.consumer import Consumer
-from pipeline.worker import Worker
+from pipeline.consume.consumer import Consumer
+from pipeline.consume.worker import Worker
+from pipeline.ingest.collector import start_collector
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:

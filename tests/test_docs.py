@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.metrics import Summary
+from pipeline.stats.metrics import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

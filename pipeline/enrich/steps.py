@@ -1,0 +1,334 @@
+"""Enrichment: a validated pixel message becomes a stored event, or a drop with a reason.
+
+The work is an ordered list of small pure steps (Plausible's ingestion pipeline). Each step
+takes the hit and the event built so far and returns a new event, or a `Dropped` with a
+reason from the closed set `DropReason`. The raw IP and User-Agent live only in the `Hit`
+and never reach the event.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pipeline.enrich import geo, referrers
+from pipeline.enrich.datacentres import EMPTY as NO_RANGES
+from pipeline.enrich.datacentres import Ranges, in_datacentre
+from pipeline.enrich.salts import visitor_hash
+from pipeline.enrich.sites import Site, host_allowed
+from pipeline.enrich.spam import is_spam
+from pipeline.enrich.text import clean, without_lone_surrogates
+from pipeline.enrich.urls import UTM_FIELDS, bare_host, strip_link_props, strip_url
+from pipeline.enrich.useragents import is_bot, parse_client
+from pipeline.ingest.contract import PixelMessage
+
+MAX_SITE = 253
+MAX_NAME = 120
+MAX_PROPS = 30
+# An object of props holding values nested a few levels: more is no analytics property.
+MAX_PROPS_DEPTH = 16
+MAX_PROP_KEY = 300
+MAX_PROP_VALUE = 2000
+MAX_SCREEN_WIDTH = 20000
+PAGEVIEW = "pageview"
+
+
+class DropReason(StrEnum):
+    BOT = "bot"
+    NO_SITE = "no_site"
+    NO_PAGE = "no_page"
+    DO_NOT_TRACK = "do_not_track"
+    STALE = "stale"  # older than the salt window: its visitor can no longer be hashed
+    UNKNOWN_SITE = "unknown_site"  # not in the site registry
+    FOREIGN_HOST = "foreign_host"  # the page's host is not one of the site's hostnames
+    REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
+    DATACENTRE = "datacentre"  # sent from a cloud provider's published address ranges
+
+
+# What each drop means, in words a site owner can act on (the dashboard's health page shows them).
+DROP_EXPLANATIONS = {
+    DropReason.BOT: "a crawler, monitor or headless browser (by its User-Agent)",
+    DropReason.NO_SITE: "the hit named no site (no `d` parameter)",
+    DropReason.UNKNOWN_SITE: "the site is not registered: python -m pipeline.sites add <domain>",
+    DropReason.NO_PAGE: "the hit had no page URL with a host",
+    DropReason.FOREIGN_HOST: "the page's host is not one of the site's hostnames",
+    DropReason.REFERRER_SPAM: "referred by a domain on the referrer-spam list",
+    DropReason.DATACENTRE: (
+        "sent from a cloud provider's published address ranges (AWS, Google Cloud, Oracle, "
+        "DigitalOcean): scripts and headless browsers, or a pixel proxied through a server"
+    ),
+    DropReason.DO_NOT_TRACK: "the visitor asked not to be tracked (DNT / GPC, when respected)",
+    DropReason.STALE: "older than the two-day salt window when it was processed",
+}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A pixel message parsed once, at the edge: the only place the raw IP and UA exist."""
+
+    request_id: str
+    received_at_ms: int
+    day: date
+    site: str
+    page_url: str
+    referrer_url: str
+    name: str
+    props_json: str
+    screen_width: str
+    user_agent: str
+    ip: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Dropped:
+    reason: DropReason
+
+
+Event = dict[str, Any]
+Step = Callable[[Hit, Event, "Context"], "Event | Dropped"]
+
+
+@dataclass(frozen=True)
+class Context:
+    salts: Mapping[date, bytes]
+    sites: Mapping[str, Site | None]
+    spam_domains: frozenset[str] = frozenset()
+    datacentre_ranges: Ranges = NO_RANGES
+    respect_dnt: bool = False
+
+
+def site_of(raw: str) -> str:
+    """The site a hit names, as the registry keys it (`normalize_domain`): lower-case and
+    without the trailing dot of a fully qualified name, which the script sends on a page
+    served as `example.com.`. Not validated: an unregistrable name is simply an unknown site."""
+    return clean(clean(raw, MAX_SITE).lower().rstrip("."), MAX_SITE)
+
+
+def hit_from_message(message: PixelMessage) -> Hit:
+    """The hit of a validated message. Lone surrogates (half an emoji, or a JSON `\\ud83d`
+    escape in the body) leave every string here, before any parser sees one: ua-parser and
+    other encoders to UTF-8 raise on them."""
+    query = {key: without_lone_surrogates(value) for key, value in message.query.items()}
+    headers = {key: without_lone_surrogates(value) for key, value in message.headers.items()}
+    received = datetime.fromtimestamp(message.received_at_ms / 1000, tz=UTC)
+    return Hit(
+        request_id=message.request_id,
+        received_at_ms=message.received_at_ms,
+        day=received.date(),
+        site=site_of(query["d"]),
+        # A plain <img> pixel has no `u`: the page that embeds it is the Referer.
+        page_url=query["u"] or headers["referer"],
+        referrer_url=query["r"],
+        name=query["n"],
+        props_json=query["p"],
+        screen_width=query["w"],
+        user_agent=headers["user-agent"],
+        ip=geo.client_ip(headers, without_lone_surrogates(message.source_ip)),
+        headers=headers,
+    )
+
+
+def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    opted_out = hit.headers.get("dnt") == "1" or hit.headers.get("sec-gpc") == "1"
+    return Dropped(DropReason.DO_NOT_TRACK) if ctx.respect_dnt and opted_out else event
+
+
+def drop_bots(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    return Dropped(DropReason.BOT) if is_bot(hit.user_agent) else event
+
+
+def drop_datacentres(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    # The client address is used here and stored nowhere: only the reason is.
+    return Dropped(DropReason.DATACENTRE) if in_datacentre(hit.ip, ctx.datacentre_ranges) else event
+
+
+def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    if not hit.site:
+        return Dropped(DropReason.NO_SITE)
+    if ctx.sites.get(hit.site) is None:
+        return Dropped(DropReason.UNKNOWN_SITE)
+    return {**event, "site": hit.site, "ts": hit.received_at_ms, "request_id": hit.request_id}
+
+
+def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    site = ctx.sites.get(hit.site)
+    page = strip_url(hit.page_url, keep_query=site.query_params if site else ())
+    if page is None:
+        return Dropped(DropReason.NO_PAGE)
+    if site is None or not host_allowed(page.host, site.hostnames):
+        return Dropped(DropReason.FOREIGN_HOST)
+    utm = {name: page.utm.get(name, "") for name in UTM_FIELDS}
+    return {**event, "hostname": page.host, "path": page.path, "url": page.url, **utm}
+
+
+def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    ref = strip_url(hit.referrer_url, keep_route_fragment=False) if hit.referrer_url else None
+    external = ref is not None and bare_host(ref.host) != bare_host(event["hostname"])
+    if external and is_spam(ref.host, ctx.spam_domains):
+        return Dropped(DropReason.REFERRER_SPAM)
+    if external:
+        referrer, source = f"{ref.host}{ref.path}", referrers.source_for_host(bare_host(ref.host))
+    elif event["utm_source"]:
+        referrer, source = "", referrers.source_for_utm(event["utm_source"])
+    else:
+        referrer, source = "", referrers.DIRECT
+    return {**event, "referrer": referrer, "referrer_source": source}
+
+
+def add_name_and_props(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    name = clean(hit.name, MAX_NAME) or PAGEVIEW
+    return {**event, "name": name, "props": strip_link_props(parse_props(hit.props_json))}
+
+
+def add_client(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    client = parse_client(hit.user_agent)
+    return {
+        **event,
+        "browser": client.browser,
+        "browser_version": client.browser_version,
+        "os": client.os,
+        "os_version": client.os_version,
+        "device": client.device,
+    }
+
+
+def add_screen(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    width = parse_screen_width(hit.screen_width)
+    return {**event, "screen_width": width, "screen": screen_class(width)}
+
+
+def add_geo(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    loc = geo.location_from_headers(hit.headers)
+    return {
+        **event,
+        "country": loc.country,
+        "region": loc.region,
+        "city": loc.city,
+        "lat": loc.lat,
+        "lon": loc.lon,
+    }
+
+
+def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    salt = ctx.salts.get(hit.day)
+    if salt is None:
+        return Dropped(DropReason.STALE)
+    return {**event, "visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
+
+
+STEPS: tuple[Step, ...] = (
+    drop_do_not_track,
+    drop_bots,
+    drop_datacentres,
+    add_site,
+    add_page,
+    add_referrer,
+    add_name_and_props,
+    add_client,
+    add_screen,
+    add_geo,
+    add_visitor,
+)
+
+
+def enrich(hit: Hit, ctx: Context, steps: tuple[Step, ...] = STEPS) -> Event | Dropped:
+    """Run every step in order; the first drop ends the run."""
+    event: Event = {}
+    for step in steps:
+        result = step(hit, event, ctx)
+        if isinstance(result, Dropped):
+            return result
+        event = result
+    return event
+
+
+def _prop_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# A JSON string (escapes included): brackets inside one are text, not structure. Possessive
+# and with an optional closing quote, it always matches from a quote without backtracking (so
+# the scan is linear), and an unterminated string runs to the end, as the parser reads it.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"?', re.DOTALL)
+_BRACKETS_NOT_STRUCTURE = re.compile(r"[^\[\]{}]+")
+
+
+def nests_deeper_than(raw: str, limit: int) -> bool:
+    """Whether `raw`, read as JSON, may nest arrays and objects more than `limit` deep.
+
+    Strings are removed first (a bracket inside one is text), then the remaining brackets are
+    counted. Where `raw` is valid JSON up to a point, strings are found there as the parser
+    finds them, so the count bounds whatever depth the parser reaches before it fails.
+    """
+    structure = _BRACKETS_NOT_STRUCTURE.sub("", _JSON_STRING.sub("", raw))
+    if len(structure) <= limit:  # the common case: a flat object, a couple of brackets
+        return False
+    depth = 0
+    for char in structure:
+        depth += 1 if char in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def parse_props(raw: str) -> dict[str, str]:
+    """Custom properties: a JSON object of at most 30 entries, every value kept as a string.
+
+    Anything else (not JSON, not an object, nested deeper than `MAX_PROPS_DEPTH`) gives no
+    props rather than losing the event.
+    """
+    if not raw:
+        return {}
+    # json.loads recurses once per level and raises RecursionError near Python's limit (1,000
+    # frames, fewer left when called deep in a stack): "[" * 2048 fits under the contract's
+    # cap. A cap on the raw size would have to stay under ~900 characters, too short for real
+    # props; a linear scan of the brackets outside strings refuses only the deep ones (tens
+    # of microseconds for 2,048 units), before the parser, or json.dumps of a nested value
+    # below, can recurse at all.
+    if nests_deeper_than(raw, MAX_PROPS_DEPTH):
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    props: dict[str, str] = {}
+    for key, value in data.items():
+        if len(props) >= MAX_PROPS:
+            break
+        key = clean(str(key), MAX_PROP_KEY)
+        if key and value is not None:
+            props[key] = clean(_prop_value(value), MAX_PROP_VALUE)
+    return props
+
+
+def parse_screen_width(raw: str) -> int | None:
+    try:
+        width = int(raw.strip())
+    except ValueError:
+        return None
+    return width if 0 < width <= MAX_SCREEN_WIDTH else None
+
+
+def screen_class(width: int | None) -> str:
+    """Plausible's screen-size buckets."""
+    if width is None:
+        return ""
+    if width < 576:
+        return "Mobile"
+    if width < 992:
+        return "Tablet"
+    if width < 1440:
+        return "Laptop"
+    return "Desktop"

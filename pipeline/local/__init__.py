@@ -1,0 +1,2 @@
+"""Local: the whole stack on one machine (the embedded emulator, demo traffic, and local
+mode: `python -m pipeline.local`)."""

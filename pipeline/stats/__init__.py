@@ -1,0 +1,1 @@
+"""Stats: what stored events mean (Plausible's metrics, unusual traffic and insights)."""

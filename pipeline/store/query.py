@@ -1,0 +1,260 @@
+"""The analyst API: stored events of a site and time range as a pandas DataFrame."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from pipeline import aws
+from pipeline.config import Settings
+from pipeline.errors import RollupsIncomplete
+from pipeline.stack import settings_from_env
+from pipeline.store import rollups
+from pipeline.store.storage import ROLLUP_PREFIX, dirty_days, drop_pk, event_from_item, event_pk
+
+MAX_PARALLEL_QUERIES = 16
+
+COLUMNS = (
+    "ts",
+    "site",
+    "name",
+    "hostname",
+    "path",
+    "url",
+    "referrer_source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "region",
+    "city",
+    "lat",
+    "lon",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "screen",
+    "screen_width",
+    "visitor",
+    "props",
+)
+# Few distinct values, many rows: categoricals cut the frame's memory several times over.
+CATEGORICAL = (
+    "site",
+    "name",
+    "hostname",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "country",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "screen",
+)
+_NUMERIC = ("lat", "lon", "screen_width")
+
+TimeLike = date | datetime | str | pd.Timestamp
+
+
+def to_utc(value: TimeLike) -> datetime:
+    """A date (midnight UTC), a datetime (naive means UTC) or an ISO string, as aware UTC."""
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def days_between(start: datetime, end: datetime) -> list[date]:
+    """The UTC days that [start, end) touches."""
+    if end <= start:
+        return []
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def query_partition(
+    dynamodb: Any, table: str, pk: str, start_ms: int, end_ms: int, page_limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every item of one partition with `start_ms <= time < end_ms`, following every page."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": pk},
+            ":lo": {"S": f"{start_ms:013d}"},
+            ":hi": {"S": f"{end_ms - 1:013d}#~"},  # "~" sorts after every request-id character
+        },
+    }
+    if page_limit:
+        kwargs["Limit"] = page_limit
+    items: list[dict[str, Any]] = []
+    while True:
+        page = dynamodb.query(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _query_days(
+    settings: Settings,
+    pks: list[str],
+    start: datetime,
+    end: datetime,
+    dynamodb: Any,
+    page_limit: int | None,
+) -> list[dict[str, Any]]:
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    lo, hi = _ms(start), _ms(end)
+    workers = min(MAX_PARALLEL_QUERIES, max(len(pks), 1))
+    with (
+        aws.explained(settings, f"Table {settings.events_table!r}"),
+        ThreadPoolExecutor(max_workers=workers) as pool,
+    ):
+        pages = pool.map(
+            lambda pk: query_partition(dynamodb, settings.events_table, pk, lo, hi, page_limit),
+            pks,
+        )
+        return [item for page in pages for item in page]
+
+
+def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals."""
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
+    for column in _NUMERIC:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in CATEGORICAL:
+        frame[column] = frame[column].astype(object).fillna("").astype("category")
+    frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def load_events(
+    site: str,
+    start: TimeLike,
+    end: TimeLike,
+    *,
+    settings: Settings | None = None,
+    dynamodb: Any = None,
+    page_limit: int | None = None,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Events of `site` with `start <= ts < end`, one row each, oldest first.
+
+    `start`/`end` are dates, datetimes or ISO strings (naive means UTC). Connection settings
+    come from the environment (see `pipeline.config`); `settings` or keyword overrides
+    (`endpoint_url=`, `events_table=`, ...) win. Every day is one Query, run in parallel.
+    """
+    settings = settings or settings_from_env(**overrides)
+    lo, hi = to_utc(start), to_utc(end)
+    shards = range(settings.shards_for(site))
+    pks = [event_pk(site, day, shard) for day in days_between(lo, hi) for shard in shards]
+    records = [
+        event_from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)
+    ]
+    return events_frame(records)
+
+
+def load_drops(
+    site: str, start: TimeLike, end: TimeLike, *, settings: Settings | None = None, **overrides: Any
+) -> pd.Series:
+    """How many hits of `site` were dropped in [start, end), by reason (bots, ...)."""
+    settings = settings or settings_from_env(**overrides)
+    lo, hi = to_utc(start), to_utc(end)
+    pks = [drop_pk(site, day) for day in days_between(lo, hi)]
+    reasons = [item["reason"]["S"] for item in _query_days(settings, pks, lo, hi, None, None)]
+    return pd.Series(reasons, dtype="object").value_counts().rename("dropped")
+
+
+def _stored_rollups(
+    dynamodb: Any, table: str, site: str, first: date, last: date
+) -> dict[date, dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": f"{ROLLUP_PREFIX}{site}"},
+            ":lo": {"S": first.isoformat()},
+            ":hi": {"S": f"{last.isoformat()}#~"},
+        },
+    }
+    parts: dict[date, dict[int, dict[str, Any]]] = {}
+    while True:
+        page = dynamodb.query(**kwargs)
+        for item in page.get("Items", []):
+            day, index = item["sk"]["S"].split("#")
+            parts.setdefault(date.fromisoformat(day), {})[int(index)] = item
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = {}
+    for day, items in parts.items():
+        count = int(items[0]["parts"]["N"]) if 0 in items else 0
+        if count and all(i in items for i in range(count)):
+            found[day] = rollups.decode(items[i]["b"]["B"] for i in range(count))
+    return found
+
+
+def load_rollups(
+    site: str,
+    first: date,
+    last: date,
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    dynamodb: Any = None,
+    compute_missing: bool = True,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    """One rollup per UTC day from `first` to `last` (inclusive), oldest first.
+
+    Closed days come from their stored rollup: one Query for the whole range, whatever the
+    traffic. The open day, and any closed day whose rollup is missing or stale (a late event
+    marked it), are computed from raw events on the fly, so the numbers are always current;
+    with `compute_missing=False` such a closed day raises `RollupsIncomplete` instead (a
+    caller with a faster raw path of its own can take that). A closed day with neither a
+    rollup nor a marker never had an event written (the consumer marks every day it writes).
+    """
+    settings = settings or settings_from_env(**overrides)
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    with aws.explained(settings, f"Table {settings.events_table!r}"):
+        stored = _stored_rollups(dynamodb, settings.events_table, site, first, last)
+        stale = {day for _, day, _ in dirty_days(dynamodb, settings.events_table, site)}
+    found = []
+    for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
+        if day in stored and day not in stale and day < today:
+            found.append(stored[day])
+            continue
+        if day < today and day not in stale:
+            # Never marked, so nothing was ever written for it: an empty day, no read needed.
+            found.append(rollups.compute(events_frame([]), site, day))
+            continue
+        if day < today and not compute_missing:
+            raise RollupsIncomplete(f"no up-to-date rollup for {site} on {day} yet")
+        start = datetime.combine(day, datetime.min.time(), UTC)
+        events = load_events(
+            site, start, start + timedelta(days=1), settings=settings, dynamodb=dynamodb
+        )
+        found.append(rollups.compute(events, site, day))
+    return found

@@ -1,0 +1,214 @@
+"""Every dashboard page under Streamlit's AppTest, on the embedded default with demo data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.context import today
+from dashboard.data import backend
+from dashboard.format import md_escape
+from dashboard.view import View, period_dates, utc_bounds
+from pipeline import load_events
+from pipeline.local.demo import DEMO_SITE
+from pipeline.stats import metrics
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard_entry.py")
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+PAGES = [
+    "overview",
+    "top_pages",
+    "sources",
+    "geography",
+    "devices",
+    "goals",
+    "realtime",
+    "explorer",
+    "health",
+]
+
+
+def run(**params: str) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=180)
+    for key, value in params.items():
+        app.query_params[key] = value
+    return app.run()
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    return run()
+
+
+def expected_cards(view: View) -> dict[str, str]:
+    first, last = period_dates(view, today(view))
+    events = load_events(view.site, *utc_bounds(first, last, view.tz), settings=backend().settings)
+    events = metrics.filter_events(events, dict(view.filters))
+    s = metrics.summary(events)
+    return {
+        "Unique visitors": f"{s.visitors:,}",
+        "Total visits": f"{s.visits:,}",
+        "Total pageviews": f"{s.pageviews:,}",
+        "Views per visit": f"{s.views_per_visit:.2f}",
+        "Bounce rate": f"{s.bounce_rate * 100:.0f}%",
+    }
+
+
+def cards(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric if metric.label != "Visit duration"}
+
+
+def test_embedded_default_is_labelled_demo_data(app):
+    assert not app.exception
+    assert any("Demo data" in info.value for info in app.info)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exception_or_error(app, page):
+    app.switch_page(str(PAGES_DIR / f"{page}.py")).run()
+    assert not app.exception, app.exception
+    assert not app.error
+    assert app.title
+
+
+def test_overview_numbers_equal_pipeline_metrics(app):
+    app.switch_page(str(PAGES_DIR / "overview.py")).run()
+    assert cards(app) == expected_cards(View(site=DEMO_SITE))
+    assert int(cards(app)["Total pageviews"].replace(",", "")) > 1000
+
+
+def test_a_filter_in_the_url_changes_the_numbers_and_shows_a_removable_chip():
+    unfiltered = cards(run())
+    filtered_app = run(**{"f.country": "DE"})
+    assert cards(filtered_app) == expected_cards(View(site=DEMO_SITE, filters=(("country", "DE"),)))
+    assert cards(filtered_app) != unfiltered
+    chip = filtered_app.button(key="chip-country")
+    assert chip.label == "✕ Country: DE"
+    chip.click().run()
+    assert cards(filtered_app) == unfiltered
+    assert "f.country" not in filtered_app.query_params
+
+
+def test_adding_a_filter_from_the_sidebar(app):
+    fresh = run()
+    fresh.sidebar.selectbox(key="filter_dimension").set_value("referrer_source")
+    fresh.sidebar.text_input(key="filter_value").set_value("Google")
+    fresh.sidebar.button(key="filter_add").click().run()
+    assert cards(fresh) == expected_cards(
+        View(site=DEMO_SITE, filters=(("referrer_source", "Google"),))
+    )
+    assert fresh.query_params["f.referrer_source"] == "Google"
+
+
+def test_the_url_restores_the_view():
+    restored = run(period="7d", compare="previous", tz="America/New_York")
+    assert not restored.exception
+    assert restored.sidebar.selectbox(key="period").value == "7d"
+    assert restored.sidebar.selectbox(key="compare").value == "previous"
+    assert restored.sidebar.selectbox(key="tz").value == "America/New_York"
+    view = View(site=DEMO_SITE, period="7d", compare="previous", tz="America/New_York")
+    assert cards(restored) == expected_cards(view)
+    # Deltas against the previous 7 days are shown.
+    assert any(metric.delta for metric in restored.metric)
+
+
+def test_changing_the_period_changes_the_numbers(app):
+    fresh = run()
+    before = cards(fresh)
+    fresh.sidebar.selectbox(key="period").set_value("today").run()
+    assert cards(fresh) == expected_cards(View(site=DEMO_SITE, period="today"))
+    assert cards(fresh) != before
+    assert fresh.query_params["period"] == "today"
+
+
+def test_a_malformed_url_falls_back_to_defaults():
+    odd = run(period="forever", tz="Mars/Olympus", compare="yesterday", **{"f.nope": "x"})
+    assert not odd.exception
+    assert odd.sidebar.selectbox(key="period").value == "30d"
+    assert odd.sidebar.selectbox(key="tz").value == "UTC"
+
+
+def test_an_unknown_site_shows_an_empty_state_not_an_error():
+    empty = run(site="nobody.example")
+    assert not empty.exception and not empty.error
+    site = md_escape("nobody.example")  # shown through Markdown, so escaped
+    assert any(f"No events for **{site}**" in info.value for info in empty.info)
+    # The picker offers the registered sites, and keeps the one asked for.
+    assert empty.sidebar.selectbox(key="site").options == [DEMO_SITE, "nobody.example"]
+
+
+def test_pages_table_numbers_equal_the_breakdown(app):
+    app.switch_page(str(PAGES_DIR / "top_pages.py")).run()
+    shown = app.dataframe[0].value
+    view = View(site=DEMO_SITE)
+    first, last = period_dates(view, today(view))
+    events = load_events(DEMO_SITE, *utc_bounds(first, last, "UTC"), settings=backend().settings)
+    expected = metrics.breakdown(events, "path")
+    assert shown["Page"].tolist() == expected["value"].tolist()
+    assert shown["visitors"].tolist() == expected["visitors"].tolist()
+
+
+def test_refresh_reads_events_stored_since_the_page_was_cached():
+    from datetime import UTC, datetime
+
+    from pipeline.consume.consumer import Consumer
+    from pipeline.ingest.contract import build_message, encode_message
+    from tests.conftest import CHROME_UA
+
+    fresh = run(period="today")
+    before = int(cards(fresh)["Total pageviews"].replace(",", ""))
+    body = encode_message(
+        build_message(
+            f"d={DEMO_SITE}&u=https%3A%2F%2F{DEMO_SITE}%2Frefresh",
+            {"User-Agent": CHROME_UA},
+            "198.51.100.1",
+            int(datetime.now(UTC).timestamp() * 1000),
+            "refresh-test",
+        )
+    )
+    assert Consumer(backend().settings).process([{"messageId": "r", "body": body}]).stored == 1
+    assert int(cards(fresh.run())["Total pageviews"].replace(",", "")) == before  # cached
+    fresh.sidebar.button(key="refresh").click().run()
+    assert int(cards(fresh)["Total pageviews"].replace(",", "")) == before + 1
+
+
+def test_the_overview_reads_rollups_for_whole_utc_days_and_raw_events_otherwise():
+    from pipeline.store.compactor import compact
+
+    compact(backend().settings)  # what the background compaction does after the first page
+    assert any("Computed from daily rollups." in caption.value for caption in run().caption)
+    assert any(
+        "Computed from raw events." in caption.value
+        for caption in run(**{"f.country": "DE"}).caption
+    )
+    assert any(
+        "Computed from raw events." in caption.value for caption in run(tz="Europe/Berlin").caption
+    )
+
+
+def test_health_page_lists_dropped_hits_by_reason_with_their_meaning(app):
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline import load_drops
+    from pipeline.enrich.steps import DROP_EXPLANATIONS
+
+    app.switch_page(str(PAGES_DIR / "health.py")).run()
+    now = datetime.now(UTC)
+    expected = load_drops(DEMO_SITE, now - timedelta(days=30), now, settings=backend().settings)
+    assert expected.get("bot", 0) > 0  # the demo's crawlers
+    shown = app.dataframe[0].value
+    assert dict(zip(shown["Reason"], shown["Hits"], strict=True)) == expected.to_dict()
+    assert set(shown["What it means"]) == {DROP_EXPLANATIONS[r] for r in expected.index}
+    # The cost estimate's event count (30 UTC days, from rollups or raw) equals the raw count.
+    first = now.date() - timedelta(days=29)
+    start = datetime.combine(first, datetime.min.time(), UTC)
+    stored = len(load_events(DEMO_SITE, start, now, settings=backend().settings))
+    assert any(f"For {stored:,} events in the last 30 days" in c.value for c in app.caption)
+
+
+def test_filter_values_from_the_url_reach_the_chips_escaped():
+    value = "**bold** [x](https://evil.test)"
+    chip = run(**{"f.utm_source": value}).button(key="chip-utm_source")
+    assert chip.label == f"✕ UTM source: {md_escape(value)}"

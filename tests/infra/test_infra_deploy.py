@@ -1,0 +1,178 @@
+"""`python -m infra` against moto's server: what moto can deploy, deployed; errors in words.
+
+moto deploys the data path (queues with their redrive policy, tables, the function and its
+event source mapping). It does not emulate API Gateway, CloudFront, stages or alarms, and
+cannot run a Lambda without Docker: those parts are checked by test_infra_template.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from infra.deploy import DeployError, Target, create_change_set, deploy, destroy, diff, explain
+from infra.template import Code
+from pipeline import aws
+from pipeline.config import Settings
+from pipeline.stack import settings_from_env
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def target(moto_server) -> Target:
+    return Target(
+        stack=f"s{uuid.uuid4().hex[:8]}", settings=Settings(endpoint_url=moto_server), edge=False
+    )
+
+
+def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_removes_it(
+    target, monkeypatch
+):
+    said: list[str] = []
+    deploy(target, say=said.append)
+    assert any("Add      ConsumerFunction" in line for line in said)
+
+    cfn = aws.client("cloudformation", target.settings)
+    assert (
+        cfn.describe_stacks(StackName=target.stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    )
+    monkeypatch.setenv("PIPELINE_STACK", target.stack)
+    found = settings_from_env(endpoint_url=target.settings.endpoint_url)
+    assert found.events_table.startswith(f"{target.stack}-EventsTable")
+
+    sqs = aws.client("sqs", found)
+    inbound = sqs.get_queue_url(QueueName=found.queue_name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=inbound, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 3 and redrive["deadLetterTargetArn"].endswith(
+        found.dlq_name
+    )
+    assert int(attributes["VisibilityTimeout"]) == 180
+
+    dynamodb = aws.client("dynamodb", found)
+    for table, key in (
+        (found.events_table, ["pk", "sk"]),
+        (found.salts_table, ["day"]),
+        (found.sites_table, ["site"]),
+    ):
+        described = dynamodb.describe_table(TableName=table)["Table"]
+        assert [k["AttributeName"] for k in described["KeySchema"]] == key
+        assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        # moto's CloudFormation ignores TimeToLiveSpecification; test_infra_template checks it.
+
+    lam = aws.client("lambda", found)
+    function = lam.get_function_configuration(FunctionName=f"{target.stack}-consumer")
+    # moto's CloudFormation drops Architectures (arm64 is checked in test_infra_template).
+    assert (function["Runtime"], function["Handler"], function["Timeout"]) == (
+        "python3.13",
+        "pipeline.consume.consumer.handler",
+        30,
+    )
+    assert function["Environment"]["Variables"] == {
+        "PIPELINE_EVENTS_TABLE": found.events_table,
+        "PIPELINE_SALTS_TABLE": found.salts_table,
+        "PIPELINE_SITES_TABLE": found.sites_table,
+    }
+    compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
+    assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.store.compactor.handler", 300)
+    (mapping,) = lam.list_event_source_mappings(FunctionName=f"{target.stack}-consumer")[
+        "EventSourceMappings"
+    ]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (
+        mapping["BatchSize"],
+        mapping["MaximumBatchingWindowInSeconds"],
+        mapping["ScalingConfig"],
+    ) == (100, 1, {"MaximumConcurrency": 5})
+
+    said.clear()
+    assert diff(target, say=said.append) == []
+    deploy(target, say=said.append)
+    assert f"No changes: stack {target.stack!r} is up to date." in said
+
+    destroy(target, say=said.append)
+    assert not [
+        s
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackName"] == target.stack and s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+    assert not [
+        b
+        for b in aws.client("s3", target.settings).list_buckets()["Buckets"]
+        if b["Name"].startswith(target.stack)
+    ]
+
+
+def test_a_stack_in_rollback_complete_gets_one_sentence_and_the_fix(target, monkeypatch):
+    aws.client("cloudformation", target.settings).create_stack(
+        StackName=target.stack,
+        TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
+    )
+    real_client = aws.client
+
+    def rolled_back(parsed, **_):
+        for stack in parsed.get("Stacks", []):
+            stack["StackStatus"] = "ROLLBACK_COMPLETE"  # as after a failed first create
+
+    def client(service, settings):
+        made = real_client(service, settings)
+        if service == "cloudformation":
+            made.meta.events.register("after-call.cloudformation.DescribeStacks", rolled_back)
+        return made
+
+    monkeypatch.setattr(aws, "client", client)
+    with pytest.raises(DeployError, match=r"ROLLBACK_COMPLETE .*python -m infra destroy --yes"):
+        create_change_set(target, Code("bucket", "key", "key2"))
+
+
+def test_unreachable_region_is_explained():
+    error = explain(
+        EndpointConnectionError(endpoint_url="https://cloudformation.xx-nowhere-1.amazonaws.com"),
+        Target("s", Settings(region="xx-nowhere-1")),
+    )
+    assert "xx-nowhere-1" in str(error) and "--region" in str(error)
+
+
+def test_missing_credentials_get_one_sentence_not_a_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # never probe the instance metadata address
+        "AWS_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "infra", "outputs"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "error: No AWS credentials found: run `aws configure` (or set AWS_PROFILE), then deploy again."
+    )
+
+
+def test_cost_of_a_million_events():
+    result = subprocess.run(
+        [sys.executable, "-m", "infra", "cost", "--events-per-month", "1000000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "API Gateway (REST)" in result.stdout and "3.50" in result.stdout
+    assert "per million events" in result.stdout

@@ -1,0 +1,151 @@
+"""The consumer's deployment package, unzipped into a clean directory and run against moto."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from infra import package
+from pipeline import aws, load_events
+from pipeline.enrich.spam import read_blocklist
+
+pytestmark = pytest.mark.integration
+
+RUN_HANDLER = """
+import json, sys
+import pipeline.consume.consumer
+assert pipeline.consume.consumer.__file__.startswith(sys.argv[1]), pipeline.consume.consumer.__file__
+event = json.loads(sys.stdin.read())
+print(json.dumps(pipeline.consume.consumer.handler(event, None)))
+print(json.dumps(sorted(m for m in ("pandas", "streamlit", "moto") if m in sys.modules)))
+"""
+
+
+def lambda_environment(clean: Path, settings) -> dict[str, str]:
+    """What the function's environment holds on AWS, pointed at moto; nothing from this venv's path."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(clean),
+        "AWS_ENDPOINT_URL": settings.endpoint_url,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PIPELINE_EVENTS_TABLE": settings.events_table,
+        "PIPELINE_SALTS_TABLE": settings.salts_table,
+        "PIPELINE_SITES_TABLE": settings.sites_table,
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    # Built for this machine so it can run here; the deploy builds the same for arm64 Lambda.
+    archive = tmp_path_factory.mktemp("package") / "consumer.zip"
+    package.build(archive, platform=None)
+    return archive
+
+
+def test_package_holds_the_consumer_and_its_dependencies_only(built):
+    names = zipfile.ZipFile(built).namelist()
+    assert "pipeline/consume/consumer.py" in names and "pipeline/local/demo.py" not in names
+    assert any(n.startswith("ua_parser/") for n in names) and any(
+        n.startswith("crawlerdetect/") for n in names
+    )
+    assert not any(n.startswith(("pandas/", "streamlit/", "moto/", "boto3/")) for n in names)
+
+
+def test_the_same_inputs_build_the_same_bytes(built, tmp_path):
+    assert (
+        package.build(tmp_path / "again.zip", platform=None)
+        == __import__("hashlib").sha256(built.read_bytes()).hexdigest()
+    )
+
+
+def test_unzipped_handler_stores_an_sqs_event_in_moto(
+    built, server_settings, message_factory, sqs_record, tmp_path
+):
+    clean = tmp_path / "lambda"
+    zipfile.ZipFile(built).extractall(clean)
+    event = {"Records": [sqs_record(message_factory(), "good"), sqs_record("not json", "bad")]}
+    env = lambda_environment(clean, server_settings)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_HANDLER, str(clean)],
+        input=json.dumps(event), cwd=clean, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    response, heavy = result.stdout.strip().splitlines()
+    assert json.loads(response) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert json.loads(heavy) == []
+    now = datetime.now(UTC)
+    assert (
+        len(
+            load_events(
+                "example.com",
+                now - timedelta(minutes=5),
+                now + timedelta(minutes=5),
+                settings=server_settings,
+            )
+        )
+        == 1
+    )
+
+
+RUN_COMPACTOR = """
+import json, sys
+import pipeline.store.compactor
+assert pipeline.store.compactor.__file__.startswith(sys.argv[1])
+print(json.dumps(pipeline.store.compactor.handler({}, None)))
+"""
+
+
+def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
+    server_settings, message_factory, sqs_record, tmp_path
+):
+    from pipeline.consume.consumer import Consumer
+    from pipeline.store.query import load_rollups
+
+    archive = tmp_path / "compactor.zip"
+    package.build(archive, platform=None, function="compactor")
+    names = zipfile.ZipFile(archive).namelist()
+    assert "pipeline/store/compactor.py" in names and any(n.startswith("pandas/") for n in names)
+    assert not any(n.startswith(("streamlit/", "moto/", "pyarrow/")) for n in names)
+    clean = tmp_path / "lambda"
+    zipfile.ZipFile(archive).extractall(clean)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    body = message_factory(received_at_ms=int(yesterday.timestamp() * 1000))
+    assert Consumer(server_settings).process([sqs_record(body)]).stored == 1
+    spam_list = tmp_path / "spammers.txt"
+    spam_list.write_text("semalt.example\ndarodar.example\n")
+    ranges = tmp_path / "ip-ranges.json"  # AWS's published shape
+    ranges.write_text(
+        json.dumps(
+            {"prefixes": [{"ip_prefix": "3.5.140.0/22", "service": "EC2"}], "ipv6_prefixes": []}
+        )
+    )
+    env = lambda_environment(clean, server_settings) | {
+        "PIPELINE_SPAM_LIST_URL": str(spam_list),
+        "PIPELINE_DATACENTRE_SOURCES": str(ranges),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_COMPACTOR, str(clean)],
+        cwd=clean,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["days"], report["spam_list_refreshed"]) == (1, True)
+    assert report["datacentre_ranges_refreshed"] is True
+    stored = read_blocklist(aws.client("dynamodb", server_settings), server_settings.sites_table)
+    assert stored.domains == {"semalt.example", "darodar.example"}
+    (day,) = load_rollups(
+        "example.com", yesterday.date(), yesterday.date(), settings=server_settings
+    )
+    assert day["summary"]["pageviews"] == 1

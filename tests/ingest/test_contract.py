@@ -1,0 +1,182 @@
+"""The pixel contract: request → message, and message validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.errors import MalformedMessage
+from pipeline.ingest.contract import (
+    FORWARDED_HEADERS,
+    MAX_VALUE_UNITS,
+    PIXEL_GIF,
+    PIXEL_HEADERS,
+    QUERY_KEYS,
+    build_message,
+    cap_utf16,
+    encode_message,
+    parse_message,
+)
+
+SQS_MAX_BYTES = 256 * 1024
+
+
+def test_pixel_is_a_43_byte_transparent_gif_with_no_cache_headers():
+    assert len(PIXEL_GIF) == 43
+    assert PIXEL_GIF.startswith(b"GIF89a")
+    assert PIXEL_HEADERS["Content-Type"] == "image/gif"
+    assert "no-store" in PIXEL_HEADERS["Cache-Control"]
+    assert PIXEL_HEADERS["Access-Control-Allow-Origin"] == "*"
+    assert PIXEL_HEADERS["X-Content-Type-Options"] == "nosniff"
+
+
+def test_message_has_every_key_and_reads_headers_case_insensitively():
+    message = build_message(
+        "d=example.com&u=https%3A%2F%2Fexample.com%2Fa&x=ignored",
+        {"USER-AGENT": "UA", "CloudFront-Viewer-Country": "DE", "X-Other": "dropped"},
+        "192.0.2.1",
+        1_700_000_000_000,
+        "req-1",
+    )
+    assert message == {
+        "v": 1,
+        "request_id": "req-1",
+        "received_at": 1_700_000_000_000,
+        "source_ip": "192.0.2.1",
+        "query": {
+            "d": "example.com",
+            "u": "https://example.com/a",
+            "r": "",
+            "n": "",
+            "p": "",
+            "w": "",
+        },
+        "headers": {
+            name: {"user-agent": "UA", "cloudfront-viewer-country": "DE"}.get(name, "")
+            for name in FORWARDED_HEADERS
+        },
+    }
+
+
+def test_the_last_of_repeated_parameters_wins():
+    assert build_message("d=a.com&d=b.com", {}, "", 1, "r")["query"]["d"] == "b.com"
+
+
+def test_invalid_percent_encoded_utf8_becomes_replacement_characters():
+    assert build_message("d=%FF%FEx", {}, "", 1, "r")["query"]["d"] == "\ufffd\ufffdx"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_units"),
+    [
+        pytest.param("a" * 5000, MAX_VALUE_UNITS, id="ascii"),
+        pytest.param("é" * 5000, MAX_VALUE_UNITS, id="bmp"),
+        pytest.param("😀" * 5000, MAX_VALUE_UNITS, id="astral: two units each, as in Java"),
+        pytest.param("short", 5, id="short text untouched"),
+    ],
+)
+def test_values_are_cut_to_the_documented_utf16_length(text, expected_units):
+    capped = cap_utf16(text)
+    assert len(capped.encode("utf-16-le", "surrogatepass")) // 2 == expected_units
+    assert text.startswith(capped)
+
+
+def test_worst_case_message_stays_ascii_and_under_the_sqs_limit():
+    nasty = "\ufffd" * 10_000  # every character needs a six-byte \\uXXXX escape
+    query = "&".join(f"{key}={nasty}" for key in QUERY_KEYS)
+    body = encode_message(
+        build_message(query, dict.fromkeys(FORWARDED_HEADERS, nasty), "::1", 1, "r")
+    )
+    assert body.isascii()
+    assert len(body.encode()) < SQS_MAX_BYTES
+
+
+def test_parse_message_round_trips_a_built_message():
+    body = encode_message(
+        build_message("d=x.com&p=%7B%7D", {"Referer": "https://x.com/"}, "::1", 5, "abc")
+    )
+    parsed = parse_message(body)
+    assert (parsed.request_id, parsed.received_at_ms, parsed.source_ip) == ("abc", 5, "::1")
+    assert parsed.query["d"] == "x.com" and parsed.query["p"] == "{}"
+    assert parsed.headers["referer"] == "https://x.com/"
+
+
+def _valid() -> dict:
+    return json.loads(encode_message(build_message("d=x.com", {}, "::1", 5, "abc")))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("not json", id="not-json"),
+        pytest.param("[1, 2]", id="not-an-object"),
+        pytest.param(json.dumps({**_valid(), "v": 2}), id="unknown-version"),
+        pytest.param(json.dumps({**_valid(), "request_id": ""}), id="empty-request-id"),
+        pytest.param(
+            json.dumps({**_valid(), "request_id": "a#b"}), id="request-id-with-key-separator"
+        ),
+        pytest.param(json.dumps({**_valid(), "received_at": "soon"}), id="time-not-a-number"),
+        pytest.param(json.dumps({**_valid(), "received_at": True}), id="time-is-a-bool"),
+        pytest.param(json.dumps({**_valid(), "query": "d=x"}), id="query-not-an-object"),
+        pytest.param(
+            json.dumps({**_valid(), "headers": {"user-agent": 5}}), id="header-not-a-string"
+        ),
+    ],
+)
+def test_off_contract_messages_are_rejected(body):
+    with pytest.raises(MalformedMessage):
+        parse_message(body)
+
+
+# Text where astral characters (two UTF-16 units each) are common, so that the cut often falls
+# on one of them; the caps range from 1 unit up past the contract's.
+astral_heavy = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF),
+        st.sampled_from("a😀é🇫🇷"),
+        st.characters(codec="utf-8"),  # any but surrogates: a Python str holds pairs whole
+    ),
+    max_size=1200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(astral_heavy, st.integers(min_value=1, max_value=MAX_VALUE_UNITS))
+def test_the_cap_never_splits_a_surrogate_pair(text, units):
+    capped = cap_utf16(text, units)
+    length = len(capped.encode("utf-16-le", "surrogatepass")) // 2
+    assert text.startswith(capped)
+    capped.encode("utf-8")  # no lone surrogate: it raises on one
+    if len(text.encode("utf-16-le", "surrogatepass")) // 2 <= units:
+        assert capped == text
+    else:  # as long as it can be: one unit short only when the next pair does not fit
+        assert length == units or (length == units - 1 and ord(text[len(capped)]) > 0xFFFF)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(), max_size=60), st.integers(1, 40))  # lone surrogates too
+def test_a_cut_never_ends_in_a_high_surrogate_even_from_text_with_lone_ones(text, units):
+    capped = cap_utf16(text, units)
+    assert text.startswith(capped)
+    if capped != text:
+        assert not capped or not "\ud800" <= capped[-1] <= "\udbff"
+
+
+def test_an_emoji_straddling_the_cap_is_left_out_whole():
+    assert cap_utf16("a" + "😀" * 1500) == "a" + "😀" * 1023
+    assert cap_utf16("😀" * 1500) == "😀" * 1024
+
+
+def test_a_body_nested_too_deeply_is_malformed_not_a_crash():
+    with pytest.raises(MalformedMessage, match="nested too deeply"):
+        parse_message("[" * 100_000)
+
+
+def test_an_unsupported_version_is_named_without_echoing_a_string():
+    body = json.dumps({**_valid(), "v": "203.0.113.9 Mozilla/5.0"})
+    with pytest.raises(MalformedMessage) as raised:
+        parse_message(body)
+    assert str(raised.value) == "unsupported contract version of type str"

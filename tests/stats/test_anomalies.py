@@ -1,0 +1,79 @@
+"""Anomaly detection on a robust seasonal baseline, and insights in plain words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.stats import anomalies
+from pipeline.store.query import events_frame
+
+
+def weekly(values_per_week: list[list[int]]) -> pd.Series:
+    values = [v for week in values_per_week for v in week]
+    return pd.Series(
+        values,
+        index=pd.date_range("2026-10-05", periods=len(values), freq="D", tz="UTC"),
+        dtype=float,
+    )
+
+
+def test_a_spike_is_flagged_and_the_weekly_rhythm_is_not():
+    quiet = [100, 110, 105, 100, 95, 40, 35]  # weekdays busy, weekends quiet
+    series = weekly([quiet, quiet, quiet, [100, 110, 600, 100, 95, 40, 35]])
+    flagged = anomalies.flag(series, 7)
+    assert flagged.index[flagged["anomaly"]].strftime("%Y-%m-%d").tolist() == ["2026-10-28"]
+    assert (
+        flagged.loc["2026-10-28", "baseline"].item() == 105
+        and flagged.loc["2026-10-28", "ratio"].item() == 600 / 105
+    )
+
+
+def test_a_drop_is_flagged_too():
+    steady = [200] * 7
+    flagged = anomalies.flag(weekly([steady, steady, [200, 200, 20, 200, 200, 200, 200]]), 7)
+    assert flagged["anomaly"].sum() == 1 and flagged["ratio"][flagged["anomaly"]].item() == 0.1
+
+
+def test_without_enough_history_nothing_is_flagged():
+    assert not anomalies.flag(weekly([[10] * 7, [500] * 7]), 7)[
+        "anomaly"
+    ].any()  # one earlier week only
+
+
+def test_small_changes_are_noise():
+    rng = np.random.default_rng(1)
+    series = pd.Series(
+        rng.poisson(50, 56).astype(float),
+        index=pd.date_range("2026-10-05", periods=56, freq="D", tz="UTC"),
+    )
+    assert anomalies.flag(series, 7)["anomaly"].sum() == 0
+
+
+def _visits(day: str, source: str, count: int) -> list[dict]:
+    ts = int(pd.Timestamp(f"{day}T12:00:00Z").timestamp() * 1000)
+    return [
+        {
+            "ts": ts + i,
+            "visitor": f"{source}-{day}-{i}",
+            "name": "pageview",
+            "path": "/",
+            "site": "s",
+            "referrer_source": source,
+            "country": "DE",
+        }
+        for i in range(count)
+    ]
+
+
+def test_insights_name_the_source_and_the_weekday():
+    records = []
+    for day in pd.date_range("2026-10-05", "2026-10-28", freq="D").strftime("%Y-%m-%d"):
+        records += _visits(day, "Google", 30)
+        records += _visits(day, "Hacker News", 240 if day == "2026-10-28" else 10)
+    found = anomalies.insights(events_frame(records))
+    assert (
+        found[0]
+        == "Visitors from Hacker News: 24.0× the usual Wednesday on Wed 28 Oct (240 visitors, usually 10)"
+    )
+    assert not any("Google" in line for line in found)
