@@ -25,8 +25,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Both cores: a test file's tests stay on one worker, so its module's servers start once.
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Known vulnerabilities in every pin (pip-audit) and bandit on our code; see security/accepted.toml.
 audit: install
