@@ -20,4 +20,5 @@ def clean(text: str, cap: int) -> str:
 
 def without_lone_surrogates(text: str) -> str:
     """`text` without lone surrogates, which parsers that encode to UTF-8 raise on."""
-    return _SURROGATE.sub("", text)
+    # Most values are ASCII, and CPython knows that of a string without looking at it again.
+    return text if text.isascii() else _SURROGATE.sub("", text)
