@@ -19,6 +19,7 @@ from pipeline.consume.worker import Worker
 from pipeline.resources import queue_url
 from pipeline.store.storage import BatchWriter
 from tests.faults import DynamoFaults
+from tests.servers import stop
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -71,17 +72,19 @@ def test_a_worker_killed_mid_batch_and_restarted_stores_every_event_once(
     ]
     enqueue(server_settings, bodies)
     first = worker_process(server_settings)
-    wait_for(lambda: len(stored(server_settings)) >= 20, timeout=60)
-    first.send_signal(signal.SIGKILL)  # in the middle of its work: no cleanup, no deletes
-    first.wait(timeout=10)
+    try:
+        wait_for(lambda: len(stored(server_settings)) >= 20, timeout=60)
+        first.send_signal(signal.SIGKILL)  # in the middle of its work: no cleanup, no deletes
+        first.wait(timeout=10)
+    finally:
+        stop(first)  # a failed wait must not leave a worker polling after the test
     second = worker_process(server_settings)
     try:
         wait_for(lambda: len(stored(server_settings)) >= 150, timeout=90)
         time.sleep(2)  # let redeliveries of the killed batch arrive too
         paths = stored(server_settings)
     finally:
-        second.terminate()
-        second.wait(timeout=10)
+        stop(second)
     assert sorted(paths) == sorted(f"/k{n}" for n in range(150))
 
 
