@@ -43,7 +43,7 @@ log = logging.getLogger("pipeline.local.mode")
 # Short enough that a failed message is retried within seconds while you watch.
 LOCAL_VISIBILITY_TIMEOUT = 10
 DEFAULT_SITE = "example.com"
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / ".local-data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / ".local-data"  # the project root
 SAVE_EVERY_S = 30.0
 # A stop must be over within 5 s in every state. Its budget, in order: close the collector,
 # let the worker drain the queue (until STOP_BUDGET_S - WORKER_GRACE_S - SAVE_GRACE_S), let it

@@ -255,3 +255,13 @@ def test_a_failed_save_leaves_the_previous_snapshot_whole(tmp_path):
         write_snapshot({"version": 1, "tables": {"t": object()}}, path)
     assert read_snapshot(path) == {"version": 1, "saved_at": 1, "tables": {}}
     assert [p.name for p in tmp_path.iterdir()] == [SNAPSHOT_FILE]
+
+
+def test_the_default_data_dir_is_in_the_project_and_ignored_by_git():
+    from pipeline.local.mode import DEFAULT_DATA_DIR
+
+    assert DEFAULT_DATA_DIR == ROOT / ".local-data"
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(DEFAULT_DATA_DIR / "dynamodb.json")], cwd=ROOT
+    )
+    assert ignored.returncode == 0
