@@ -19,6 +19,8 @@ from functools import lru_cache
 import ua_parser
 from crawlerdetect import CrawlerDetect
 
+from pipeline.enrich.text import without_lone_surrogates
+
 # ua-parser's families are precise; a dashboard groups "Chrome Mobile" with "Chrome".
 _BROWSER_NAMES = {
     "Chrome Mobile": "Chrome",
@@ -126,16 +128,8 @@ def _device_class(ua: str, os_name: str, device_family: str) -> str:
 @lru_cache(maxsize=8192)
 def _parsed(ua: str) -> ua_parser.Result:
     # Shared by the bot test and parse_client: a kept hit's UA is parsed once, not twice.
-    return ua_parser.parse(_without_lone_surrogates(ua))
-
-
-def _without_lone_surrogates(ua: str) -> str:
-    # ua-parser's Rust backend raises on a lone surrogate (a UA cut inside a pair): drop them.
-    try:
-        ua.encode("utf-8")
-    except UnicodeEncodeError:
-        return ua.encode("utf-8", "ignore").decode("utf-8")
-    return ua
+    # ua-parser's Rust backend raises on a lone surrogate (a UA cut inside a pair).
+    return ua_parser.parse(without_lone_surrogates(ua))
 
 
 @lru_cache(maxsize=8192)

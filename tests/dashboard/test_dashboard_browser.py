@@ -49,17 +49,21 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         )
     )
     assert Consumer(settings).process([{"messageId": "xss", "body": xss}]).stored == 1
-    env = os.environ | {
-        "AWS_ENDPOINT_URL": moto_server,
+    with streamlit_server("streamlit_app.py", dashboard_env(settings, DEMO_SITE)) as url:
+        yield url
+
+
+def dashboard_env(settings: Settings, site: str) -> dict[str, str]:
+    """The dashboard's environment for `settings` (an endpoint on moto's server), opening `site`."""
+    return os.environ | {
+        "AWS_ENDPOINT_URL": settings.endpoint_url or "",
         "PIPELINE_EVENTS_TABLE": settings.events_table,
         "PIPELINE_SALTS_TABLE": settings.salts_table,
         "PIPELINE_SITES_TABLE": settings.sites_table,
         "PIPELINE_QUEUE_NAME": settings.queue_name,
         "PIPELINE_DLQ_NAME": settings.dlq_name,
-        "PIPELINE_SITE": DEMO_SITE,
+        "PIPELINE_SITE": site,
     }
-    with streamlit_server("streamlit_app.py", env) as url:
-        yield url
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from pipeline.resources import create_resources
 from tests.conftest import CHROME_UA
 from tests.dashboard.test_dashboard_browser import (
     browser,
+    dashboard_env,
     recording_server,
     streamlit_server,
     wait_until_idle,
@@ -109,16 +110,7 @@ def dashboard(moto_server, leak_server) -> Iterator[str]:
     create_resources(settings)
     register_site(settings, new_site(SITE))
     store_hostile_traffic(settings, leak_server[0])
-    env = os.environ | {
-        "AWS_ENDPOINT_URL": moto_server,
-        "PIPELINE_EVENTS_TABLE": settings.events_table,
-        "PIPELINE_SALTS_TABLE": settings.salts_table,
-        "PIPELINE_SITES_TABLE": settings.sites_table,
-        "PIPELINE_QUEUE_NAME": settings.queue_name,
-        "PIPELINE_DLQ_NAME": settings.dlq_name,
-        "PIPELINE_SITE": SITE,
-    }
-    with streamlit_server("streamlit_app.py", env) as url:
+    with streamlit_server("streamlit_app.py", dashboard_env(settings, SITE)) as url:
         yield url
 
 
