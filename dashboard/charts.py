@@ -85,12 +85,6 @@ def world_map(by_country: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def city_points(events: pd.DataFrame) -> pd.DataFrame:
-    located = events.dropna(subset=["lat", "lon"])
-    grouped = located.groupby(["city", "lat", "lon"], observed=True)["visitor"].nunique()
-    return grouped.rename("visitors").reset_index()
-
-
 def deck_map(points: pd.DataFrame) -> pdk.Deck:
     """Visitor locations as circles; no basemap, so it works offline."""
     layer = pdk.Layer(

@@ -14,7 +14,6 @@ from dashboard.data import events
 from dashboard.format import md_escape
 from dashboard.navigation import pages
 from dashboard.view import (
-    FILTER_DIMENSIONS,
     View,
     comparison_dates,
     period_dates,
@@ -40,6 +39,17 @@ class Data:
     def visits(self) -> pd.DataFrame:
         """The visits of `events`, computed once per page run and shared by every metric."""
         return metrics.visits(self.events)
+
+    def breakdown(self, dimension: str, limit: int | None = None) -> pd.DataFrame:
+        """`metrics.breakdown` of the view for `dimension` (value, visitors, visits, pageviews,
+        bounce_rate, visit_duration): what every page's tables show."""
+        return metrics.breakdown(self.events, dimension, limit, table=self.visits)
+
+    def cities(self) -> pd.DataFrame:
+        """Located visitors by city (city, lat, lon, visitors), for the map."""
+        located = self.events.dropna(subset=["lat", "lon"])
+        grouped = located.groupby(["city", "lat", "lon"], observed=True)["visitor"].nunique()
+        return grouped.rename("visitors").reset_index()
 
 
 def today(view: View) -> date:
@@ -91,43 +101,8 @@ def load() -> Data:
         st.stop()
     filtered = metrics.filter_events(unfiltered, dict(view.filters))
     if filtered.empty:
+        from dashboard.tables import empty_state  # tables import this module
+
         empty_state(view, bool(view.filters))
         st.stop()
     return Data(view, first, last, start, end, filtered, previous, unfiltered)
-
-
-def empty_state(view: View, filtered: bool) -> None:
-    if filtered:
-        st.info(
-            "No events match these filters in this period. Remove a filter (✕ above) or widen the dates."
-        )
-        return
-    st.info(
-        f"No events for **{md_escape(view.site)}** in this period yet. Add the script to your pages "
-        '(`<script defer data-domain="…" src="https://<collector>/script.js"></script>`, see the '
-        "README's *Install on your site*), or pick a wider date range."
-    )
-
-
-def filterable_table(
-    table: pd.DataFrame, dimension: str, key: str, label: str | None = None
-) -> None:
-    """A breakdown table; choosing a row filters the whole dashboard by that value."""
-    shown = table.rename(columns={"value": label or FILTER_DIMENSIONS.get(dimension, dimension)})
-    selection = st.dataframe(
-        shown,
-        key=key,
-        hide_index=True,
-        width="stretch",
-        on_select="rerun" if dimension in FILTER_DIMENSIONS else "ignore",
-        selection_mode="single-row",
-        column_config={
-            "bounce_rate": st.column_config.NumberColumn("Bounce rate", format="percent"),
-            "visit_duration": st.column_config.NumberColumn("Visit duration (s)", format="%.0f"),
-            "conversion_rate": st.column_config.NumberColumn("Conversion", format="percent"),
-        },
-    )
-    rows = selection.selection.rows if dimension in FILTER_DIMENSIONS else []
-    if rows:
-        add_filter(dimension, str(table.iloc[rows[0]]["value"]))
-        st.rerun()

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard.context import filterable_table, load
+from dashboard.context import load
+from dashboard.tables import filterable_table
 from pipeline.stats import metrics
 
 data = load()

@@ -3,19 +3,19 @@
 import streamlit as st
 
 from dashboard import charts
-from dashboard.context import filterable_table, load
-from pipeline.stats import metrics
+from dashboard.context import load
+from dashboard.tables import filterable_table
 
 data = load()
 st.title("Geography")
-points = charts.city_points(data.events)
+points = data.cities()
 if points.empty:
     st.caption(
         "No located visitors in this period (locally, without CloudFront's location headers, locations are unknown)."
     )
 else:
     st.pydeck_chart(charts.deck_map(points), key="geo_map")
-countries = metrics.breakdown(data.events, "country", table=data.visits)
+countries = data.breakdown("country")
 # The world's outline is served by this app (static/), not fetched from plotly's CDN: offline-safe.
 st.plotly_chart(
     charts.world_map(countries[countries["value"] != ""]),
@@ -31,10 +31,6 @@ with tab_countries:
         "geo_countries",
     )
 with tab_regions:
-    filterable_table(
-        metrics.breakdown(data.events, "region", table=data.visits), "region", "geo_regions"
-    )
+    filterable_table(data.breakdown("region"), "region", "geo_regions")
 with tab_cities:
-    filterable_table(
-        metrics.breakdown(data.events, "city", table=data.visits), "city", "geo_cities"
-    )
+    filterable_table(data.breakdown("city"), "city", "geo_cities")

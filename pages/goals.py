@@ -3,7 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.context import filterable_table, load
+from dashboard.context import load
+from dashboard.tables import filterable_table
 from pipeline.stats import metrics
 
 data = load()
@@ -33,7 +34,7 @@ else:
         st.dataframe(counts, hide_index=True, width="stretch", key="goals_props_table")
 
 st.subheader("Funnel")
-pages = metrics.breakdown(data.events, "path", limit=30, table=data.visits)["value"].tolist()
+pages = data.breakdown("path", limit=30)["value"].tolist()
 steps = st.multiselect(
     "Steps, in order (pages start with /)",
     pages + names,

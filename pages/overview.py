@@ -4,9 +4,10 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard import format as fmt
-from dashboard.context import current_view, empty_state, filterable_table, today
+from dashboard.context import current_view, today
 from dashboard.format import md_escape
 from dashboard.overview import empty, overview, show_source
+from dashboard.tables import empty_state, filterable_table
 from pipeline import PipelineError
 from pipeline.stats import anomalies, metrics
 

@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from dashboard.context import filterable_table, load
+from dashboard.context import load
 from dashboard.format import md_escape
-from pipeline.stats import metrics
+from dashboard.tables import filterable_table
 
 data = load()
 st.title("Sources")
@@ -21,7 +21,7 @@ for tab, dimension in zip(
     st.tabs([md_escape(label) for label in tabs]), tabs.values(), strict=True
 ):
     with tab:
-        table = metrics.breakdown(data.events, dimension, table=data.visits)
+        table = data.breakdown(dimension)
         table = table[table["value"] != ""]
         if table.empty:
             st.caption("No visits with this field in this period.")
