@@ -1,7 +1,9 @@
 """The dashboard's frame: backend, the view (site, dates, comparison, time zone, filters) kept
 in the URL, filter chips, and navigation over the files in pages/."""
 
+from dataclasses import replace
 from datetime import date
+from functools import partial
 
 import streamlit as st
 
@@ -14,14 +16,36 @@ from dashboard.data import (
     compact_demo_in_background,
     refresh,
     registered_sites,
+    site_timezone,
 )
 from dashboard.format import md_escape
 from dashboard.navigation import pages
+from dashboard.tables import dimension_values, filter_chips, value_label
 from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
 from pipeline import PipelineError
 
 st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
 TIME_ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
+
+
+def add_chosen_filter() -> None:
+    """The "Add a filter" box's value, once chosen, becomes a filter; the box empties."""
+    dimension, value = (
+        st.session_state.get("filter_dimension"),
+        st.session_state.get("filter_value"),
+    )
+    if dimension and value:
+        set_view(current_view().with_filter(dimension, str(value).strip()))
+    st.session_state["filter_value"] = None
+
+
+def follow_site_timezone() -> None:
+    """Another site is seen in its own time zone, as Plausible does. The zone box is started
+    afresh from the view (by `index`), not set through its state (see below)."""
+    site = (st.session_state.get("site") or "").strip().lower()
+    set_view(replace(current_view(), site=site, tz=site_timezone(site)))
+    st.session_state.pop("tz", None)
+
 
 apply_secrets()
 # The gate comes before any data is read; the demo and local emulators are open.
@@ -37,13 +61,13 @@ sites = registered_sites()
 if "view" not in st.session_state:
     # A shared link: the URL's parameters are the starting view.
     default_site = current.default_site or next(iter(sites), "")
-    start = view_from_params(st.query_params.to_dict(), default_site)
+    start = view_from_params(st.query_params.to_dict(), default_site, site_timezone)
     st.session_state["view"] = start
-    st.session_state.update(
-        site=start.site, period=start.period, compare=start.compare, tz=start.tz
-    )
-    if start.first and start.last:
-        st.session_state["custom_range"] = (start.first, start.last)
+# The sidebar's widgets start from the view through `index`/`value`, not by presetting their
+# session state: a browser reset such preset widgets to their first option on the next rerun
+# (a link with ?period=7d became "Today" at the first click). Later runs keep the widget's own
+# state, which the view below is built from, so `index` then names the same option.
+shown = current_view()
 
 if current.is_demo:
     st.info(
@@ -56,17 +80,32 @@ if current.is_demo:
 with st.sidebar:
     if sites:
         # A site no longer registered (or typed in) keeps its stored data: it stays choosable.
-        chosen = [st.session_state["site"]] if st.session_state["site"] else []
+        chosen = [shown.site] if shown.site else []
         choices = list(dict.fromkeys([*sites, *chosen]))
-        st.selectbox("Site", choices, key="site", accept_new_options=True)
+        st.selectbox(
+            "Site",
+            choices,
+            index=choices.index(shown.site) if shown.site else None,
+            key="site",
+            accept_new_options=True,
+            on_change=follow_site_timezone,
+        )
     else:
-        st.text_input("Site", key="site")
-    st.selectbox("Period", list(PRESETS), format_func=PRESETS.get, key="period")
+        st.text_input("Site", value=shown.site, key="site", on_change=follow_site_timezone)
+    st.selectbox(
+        "Period",
+        list(PRESETS),
+        index=list(PRESETS).index(shown.period),
+        format_func=PRESETS.get,
+        key="period",
+    )
     first = last = None
     if st.session_state["period"] == "custom":
-        now = today(current_view())
+        now = today(shown)
         chosen = st.date_input(
-            "Dates", value=st.session_state.get("custom_range", (now, now)), key="custom_range"
+            "Dates",
+            value=(shown.first, shown.last) if shown.first and shown.last else (now, now),
+            key="custom_range",
         )
         if (
             isinstance(chosen, tuple)
@@ -74,34 +113,57 @@ with st.sidebar:
             and all(isinstance(d, date) for d in chosen)
         ):
             first, last = chosen
-    st.selectbox("Compare with", list(COMPARISONS), format_func=COMPARISONS.get, key="compare")
-    zones = (
-        TIME_ZONES
-        if st.session_state["tz"] in TIME_ZONES
-        else [*TIME_ZONES, st.session_state["tz"]]
+    st.selectbox(
+        "Compare with",
+        list(COMPARISONS),
+        index=list(COMPARISONS).index(shown.compare),
+        format_func=COMPARISONS.get,
+        key="compare",
     )
-    st.selectbox("Time zone", zones, key="tz")
+    zones = TIME_ZONES if shown.tz in TIME_ZONES else [*TIME_ZONES, shown.tz]
+    st.selectbox(
+        "Time zone",
+        zones,
+        index=zones.index(shown.tz),
+        key="tz",
+        help="Days and hours are counted in this zone. The site's own zone (set when it is "
+        "registered) reads its daily rollups; another zone reads raw events.",
+    )
     st.button(
         "↻ Refresh data",
         key="refresh",
         on_click=refresh,
         help="Query results are cached for 5 minutes.",
     )
-    with st.expander("Add a filter"):
-        dimension = st.selectbox(
-            "Dimension",
-            list(FILTER_DIMENSIONS),
-            format_func=FILTER_DIMENSIONS.get,
-            key="filter_dimension",
-        )
-        value = st.text_input("Value (exact)", key="filter_value")
-        if st.button("Add filter", key="filter_add") and value:
-            set_view(current_view().with_filter(dimension, value))
+    # Lazy: the values are read only while the box is open and a dimension is chosen.
+    with st.expander("Add a filter", key="filter_box", on_change="rerun") as box:
+        if box.open:
+            dimension = st.selectbox(
+                "Dimension",
+                list(FILTER_DIMENSIONS),
+                index=None,
+                placeholder="Choose a dimension",
+                format_func=FILTER_DIMENSIONS.get,
+                key="filter_dimension",
+            )
+            if dimension:
+                # Searchable: typing narrows the values, in any case. Only values of the view are
+                # offered (typing "goog" + Enter picks "Google", not a filter matching nothing);
+                # a link with `f.<dimension>=` sets any other value.
+                st.selectbox(
+                    f"{md_escape(FILTER_DIMENSIONS[dimension])} is",
+                    dimension_values(current_view(), dimension),
+                    index=None,
+                    placeholder="Type to search",
+                    format_func=partial(value_label, dimension),
+                    key="filter_value",
+                    on_change=add_chosen_filter,
+                )
 
 view = current_view()
 set_view(
     View(
-        site=st.session_state["site"].strip().lower(),
+        site=(st.session_state["site"] or "").strip().lower(),
         period=st.session_state["period"],
         first=first,
         last=last,
@@ -111,15 +173,7 @@ set_view(
     )
 )
 
-if current_view().filters:
-    chips = st.columns(len(current_view().filters) + 1)
-    for column, (dimension, value) in zip(chips, current_view().filters, strict=False):
-        column.button(
-            f"✕ {md_escape(FILTER_DIMENSIONS[dimension])}: {md_escape(value)}",
-            key=f"chip-{dimension}",
-            on_click=remove_filter,
-            args=(dimension,),
-        )
+filter_chips(current_view(), remove_filter)
 
 st.navigation(pages()).run()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench import (
     cold_start,
     dashboard_render,
+    dashboard_speed,
     e2e_local,
     enrich_throughput,
     metrics_scale,
@@ -23,6 +24,7 @@ def main() -> None:
     print("## metrics on 1,000,000 events", metrics_scale.run(), sep="\n")
     print("## overview page render (AppTest)", dashboard_render.run(), sep="\n")
     print("## collector under 2,000 slow connections", slowloris.run(), sep="\n")
+    print("## dashboard speed in Chromium (one run)", dashboard_speed.run(runs=1), sep="\n")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
@@ -23,11 +25,14 @@ from pipeline.enrich.sites import Site, list_sites
 from pipeline.errors import PipelineError, RollupsIncomplete
 from pipeline.local.demo import DEMO_SITE, load_demo
 from pipeline.local.emulator import EmbeddedAWS
+from pipeline.local.live import LiveDemo, start_live_demo
 from pipeline.ops import health
 from pipeline.resources import create_resources
 from pipeline.stack import settings_from_env
-from pipeline.store.compactor import compact
+from pipeline.store import rollups
+from pipeline.store.compactor import SCHEDULE_MINUTES, compact
 from pipeline.store.query import load_rollups
+from pipeline.store.storage import day_bounds
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Backend:
     settings: Settings
     is_demo: bool
     default_site: str
+    live: LiveDemo | None = None  # the living demo's sender, collector and worker (demo only)
 
 
 # Streamlit Community Cloud has no environment to set: its secrets ([aws] in secrets.toml)
@@ -64,6 +70,11 @@ def aws_configured() -> bool:
     return any(os.environ.get(name) for name in (ENV_ENDPOINT_URL, ENV_EVENTS_TABLE, ENV_STACK))
 
 
+LIVE_DEMO_DELAY_S = 10.0
+# "off": a still demo, for tests that compare the page with numbers read a moment later.
+ENV_DEMO_LIVE = "PIPELINE_DEMO_LIVE"
+
+
 @st.cache_resource(show_spinner="Starting the local AWS emulator and loading demo traffic…")
 def backend() -> Backend:
     """The configured AWS backend, or (when none is configured) the embedded demo.
@@ -76,8 +87,17 @@ def backend() -> Backend:
     emulator = EmbeddedAWS().start()
     settings = settings_from_env(endpoint_url=emulator.endpoint_url)
     create_resources(settings)
-    load_demo(settings, progress=False)
-    return Backend(settings, is_demo=True, default_site=DEMO_SITE)
+    # Its closed days rolled up as it loads: the first page reads one record a day, not every
+    # raw event back through the emulator.
+    load_demo(settings, progress=False, roll_up=True)
+    # Visits keep arriving through the real pixel path (collector → SQS → worker), once the
+    # first page has had the CPU to itself.
+    live = (
+        None
+        if os.environ.get(ENV_DEMO_LIVE) == "off"
+        else start_live_demo(settings, delay_s=LIVE_DEMO_DELAY_S)
+    )
+    return Backend(settings, is_demo=True, default_site=DEMO_SITE, live=live)
 
 
 def events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -145,31 +165,98 @@ def refresh() -> None:
 
 @st.cache_data(ttl=300, show_spinner="Loading daily rollups…")
 def cached_rollups(
-    settings: Settings, site: str, first: date, last: date, today: date
+    settings: Settings, site: str, first: date, last: date, today: date, tz: str = "UTC"
 ) -> list[dict]:
-    # Raises (and so caches nothing) while a closed day has no rollup yet.
-    return load_rollups(site, first, last, settings=settings, compute_missing=False)
+    """The stored rollups of the closed local days (zone `tz`) from `first` up to `last` or
+    the day before `today`, whichever is earlier. Raises `RollupsIncomplete` (and so caches
+    nothing) while one of them has no up-to-date rollup of this zone yet."""
+    last = min(last, today - timedelta(days=1))
+    if last < first:
+        return []
+    # "Now" at the start of `today`: every day asked for is closed, none is read raw here.
+    now = day_bounds(today, tz)[0]
+    return load_rollups(site, first, last, tz=tz, settings=settings, now=now, compute_missing=False)
 
 
 def event_count(site: str, first: date, today: date) -> int:
-    """Events stored from UTC day `first` through `today`: summed from the daily rollups (one
-    record a day), or counted from raw events while a closed day has no rollup yet."""
-    settings = backend().settings
+    """Events stored from day `first` through today (the site's local days): summed from the
+    daily rollups (one record a day), or counted from raw events while a closed day has no
+    rollup yet."""
+    tz = site_timezone(site)
+    local_today = max(today, datetime.now(ZoneInfo(tz)).date())
     try:
-        return sum(day["events"] for day in cached_rollups(settings, site, first, today, today))
+        return sum(day["events"] for day in rollup_days(site, first, local_today, tz, local_today))
     except RollupsIncomplete:
         return len(live_events(site, datetime.combine(first, time.min, UTC), datetime.now(UTC)))
 
 
-# Compaction is CPU work in this process: started at once, it would slow the first page down.
+# The demo's closed days are rolled up as it loads (`load_demo(roll_up=True)`); the compactor
+# then has only the days that close while the demo runs (at midnight), on the AWS schedule.
 DEMO_COMPACTION_DELAY_S = 30
+DEMO_COMPACTION_EVERY_S = SCHEDULE_MINUTES * 60
 
 
 @st.cache_resource(show_spinner=False)
-def compact_demo_in_background(settings: Settings) -> threading.Timer:
-    """Roll up the demo's closed days once, half a minute after start, as the scheduled
-    compactor does on AWS; until then the overview reads raw events (the same numbers)."""
-    timer = threading.Timer(DEMO_COMPACTION_DELAY_S, compact, args=(settings,))
-    timer.daemon = True
-    timer.start()
-    return timer
+def compact_demo_in_background(settings: Settings) -> threading.Thread:
+    """Compact the demo half a minute after start and then every `SCHEDULE_MINUTES`, as the
+    scheduled compactor does on AWS: a day that closes while the demo runs gets its rollup
+    (until then the overview reads it raw, with the same numbers)."""
+    thread = threading.Thread(
+        target=compact_every,
+        args=(settings, DEMO_COMPACTION_DELAY_S, DEMO_COMPACTION_EVERY_S, threading.Event()),
+        name="demo-compactor",
+        daemon=True,
+    )
+    thread.start()
+    return thread
+
+
+def compact_every(
+    settings: Settings, delay_s: float, every_s: float, stop: threading.Event
+) -> None:
+    """`compact` after `delay_s`, then every `every_s` until `stop` is set; a failed round is
+    logged (its type only) and the next one retries."""
+    if stop.wait(delay_s):
+        return
+    while True:
+        try:
+            compact(settings)
+        except (PipelineError, ClientError, BotoCoreError) as exc:
+            logging.getLogger(__name__).warning("demo compaction failed: %s", type(exc).__name__)
+        if stop.wait(every_s):
+            return
+
+
+# ---- a site's zone and its days from rollups (issue 13) ----
+
+
+def site_timezone(site: str) -> str:
+    """The site's registered time zone (cached with the registry); "UTC" when unknown."""
+    try:
+        sites = _sites(backend().settings)
+    except (PipelineError, ClientError, BotoCoreError):
+        return "UTC"
+    return next((entry.timezone for entry in sites if entry.domain == site), "UTC")
+
+
+def _open_day(site: str, day: date, tz: str, with_join: bool) -> dict:
+    """Today's record, computed from its raw events with the rollups' own code. The read goes
+    through the raw-event cache, so `↻ Refresh data` renews it as it renews everything."""
+    start, end = day_bounds(day, tz)
+    # For the join: the previous day's part of the UTC day today starts in (none in UTC).
+    lo = datetime.combine(start.date(), time.min, UTC) if with_join else start
+    frame = events(site, lo, end)
+    today = frame["ts"] >= pd.Timestamp(start)
+    before = frame[~today].reset_index(drop=True) if with_join else None
+    return rollups.compute(frame[today].reset_index(drop=True), site, day, tz, before)
+
+
+def rollup_days(site: str, first: date, last: date, tz: str, today: date) -> list[dict]:
+    """One record per local day (zone `tz`) from `first` to `last`, up to `today`: closed days
+    from their stored rollups, today computed from its raw events with the same code. Raises
+    `RollupsIncomplete` while a closed day has no up-to-date rollup yet."""
+    settings = backend().settings
+    records = list(cached_rollups(settings, site, first, last, today, tz))
+    if first <= today <= last:
+        records.append(_open_day(site, today, tz, today > first))
+    return records

@@ -6,7 +6,7 @@ reproduces what is on screen.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,6 +24,7 @@ COMPARISONS = {"none": "No comparison", "previous": "Previous period", "year": "
 FILTER_DIMENSIONS = {
     "path": "Page",
     "referrer_source": "Source",
+    "referrer": "Referrer",
     "utm_source": "UTM source",
     "utm_medium": "UTM medium",
     "utm_campaign": "UTM campaign",
@@ -33,8 +34,11 @@ FILTER_DIMENSIONS = {
     "region": "Region",
     "city": "City",
     "browser": "Browser",
+    "browser_version": "Browser version",
     "os": "OS",
+    "os_version": "OS version",
     "device": "Device",
+    "screen": "Screen size",
     "name": "Event",
 }
 DEFAULT_PERIOD = "30d"
@@ -122,8 +126,14 @@ def _zone(text: str) -> str:
         return "UTC"
 
 
-def view_from_params(params: Mapping[str, str | list[str]], default_site: str) -> View:
-    """A view from URL query parameters; anything unknown or malformed falls back to defaults."""
+def view_from_params(
+    params: Mapping[str, str | list[str]],
+    default_site: str,
+    site_tz: Callable[[str], str] = lambda _site: "UTC",
+) -> View:
+    """A view from URL query parameters; anything unknown or malformed falls back to defaults
+    (the time zone to the site's own, `site_tz(site)`)."""
+    site = _one(params.get("site")) or default_site
     period = _one(params.get("period"))
     compare = _one(params.get("compare"))
     filters = tuple(
@@ -132,23 +142,24 @@ def view_from_params(params: Mapping[str, str | list[str]], default_site: str) -
         if key.startswith("f.") and key[2:] in FILTER_DIMENSIONS and _one(value)
     )
     return View(
-        site=_one(params.get("site")) or default_site,
+        site=site,
         period=period if period in PRESETS else DEFAULT_PERIOD,
         first=_day(_one(params.get("from"))),
         last=_day(_one(params.get("to"))),
         compare=compare if compare in COMPARISONS else "none",
-        tz=_zone(_one(params.get("tz")) or "UTC"),
+        tz=_zone(_one(params.get("tz")) or site_tz(site)),
         filters=filters,
     )
 
 
-def view_to_params(view: View) -> dict[str, str]:
+def view_to_params(view: View, site_tz: str = "UTC") -> dict[str, str]:
+    """The URL form of `view`; the time zone only when it is not the site's own."""
     params = {"site": view.site, "period": view.period}
     if view.period == "custom" and view.first and view.last:
         params |= {"from": view.first.isoformat(), "to": view.last.isoformat()}
     if view.compare != "none":
         params["compare"] = view.compare
-    if view.tz != "UTC":
+    if view.tz != site_tz:
         params["tz"] = view.tz
     params |= {f"f.{dimension}": value for dimension, value in view.filters}
     return params

@@ -1,4 +1,5 @@
-"""Geography: visitor locations on a map, countries on a world map, and the tables."""
+"""Geography: one world map (countries shaded by visitors, located visitors as circles), and the
+countries / regions / cities tables."""
 
 import streamlit as st
 
@@ -9,27 +10,22 @@ from dashboard.tables import filterable_table
 data = load()
 st.title("Geography")
 points = data.cities()
-if points.empty:
-    st.caption(
-        "No located visitors in this period (locally, without CloudFront's location headers, locations are unknown)."
-    )
-else:
-    st.pydeck_chart(charts.deck_map(points), key="geo_map")
 countries = data.breakdown("country")
-# The world's outline is served by this app (static/), not fetched from plotly's CDN: offline-safe.
+# One plotly map, offline: plotly draws the country outlines from the world file this app
+# serves (static/world_110m.json at /app/static/), not from its CDN, and there is no basemap.
 st.plotly_chart(
-    charts.world_map(countries[countries["value"] != ""]),
+    charts.world_map(countries[countries["value"] != ""], points),
     width="stretch",
     key="geo_world",
-    config={"topojsonURL": "/app/static/"},
+    config={"topojsonURL": "/app/static/", "displaylogo": False},
 )
+if points.empty:
+    st.caption(
+        "No located cities in this period (locally, without CloudFront's location headers, locations are unknown)."
+    )
 tab_countries, tab_regions, tab_cities = st.tabs(["Countries", "Regions", "Cities"])
 with tab_countries:
-    filterable_table(
-        countries.assign(name=countries["value"].map(charts.country_name)),
-        "country",
-        "geo_countries",
-    )
+    filterable_table(countries, "country", "geo_countries")
 with tab_regions:
     filterable_table(data.breakdown("region"), "region", "geo_regions")
 with tab_cities:

@@ -3,8 +3,10 @@ monthly cost estimate."""
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import streamlit as st
 
+from dashboard import format as fmt
 from dashboard.context import current_view
 from dashboard.data import drops, event_count, live_events, queue_health
 from dashboard.format import md_escape
@@ -25,46 +27,51 @@ except PipelineError as exc:
     st.stop()
 
 cards = st.columns(5)
-cards[0].metric("Queued", f"{queue['queued']:,}")
-cards[1].metric("In flight", f"{queue['in_flight']:,}")
-cards[2].metric("Dead-letter queue", f"{queue['dlq']:,}")
+cards[0].metric("Queued", fmt.number(queue["queued"]))
+cards[1].metric("In flight", fmt.number(queue["in_flight"]))
+cards[2].metric("Dead-letter queue", fmt.number(queue["dlq"]))
 cards[3].metric(
     "Oldest message",
-    "n/a here" if queue["oldest_age_s"] is None else f"{queue['oldest_age_s']:,} s",
+    "n/a here" if queue["oldest_age_s"] is None else fmt.duration(queue["oldest_age_s"]),
     help="From CloudWatch on AWS; the local emulator has none.",
 )
-cards[4].metric(f"Stored in the last hour ({md_escape(view.site)})", f"{len(last_hour):,}")
+cards[4].metric(f"Stored in the last hour ({md_escape(view.site)})", fmt.number(len(last_hour)))
 if queue["dlq"]:
-    st.warning(f"{queue['dlq']:,} message(s) failed three times and wait in the dead-letter queue.")
+    st.warning(
+        f"{fmt.number(queue['dlq'])} message(s) failed three times and wait in the dead-letter queue."
+    )
 
 st.subheader("Dropped hits, last 30 days")
 if dropped.empty:
     st.caption(f"No hit of {md_escape(view.site)} was dropped in the last 30 days.")
 else:
+    reasons = pd.DataFrame(
+        {
+            "Reason": dropped.index.astype(str),
+            "Hits": dropped.to_numpy(),
+            "What it means": [DROP_EXPLANATIONS.get(reason, "") for reason in dropped.index],
+        }
+    )
+    # The counts stay numbers (they sort as numbers) and read as fmt.number writes them.
     st.dataframe(
-        [
-            {
-                "Reason": reason,
-                "Hits": int(count),
-                "What it means": DROP_EXPLANATIONS.get(reason, ""),
-            }
-            for reason, count in dropped.items()
-        ],
+        reasons.style.format({"Hits": fmt.number}),
         hide_index=True,
         width="stretch",
+        column_config={"Hits": fmt.measure_column("hits", "Hits")},
     )
 
 st.subheader("Monthly cost estimate")
 lines = cost.monthly_cost(max(last_month, 1))
 st.caption(
-    f"For {last_month:,} events in the last 30 days, at list prices ({md_escape(cost.PRICES_AS_OF)})."
+    f"For {fmt.number(last_month)} events in the last 30 days, at list prices ({md_escape(cost.PRICES_AS_OF)})."
 )
 st.dataframe(
     [
-        {"Service": line.service, "Usage": line.usage, "USD per month": round(line.dollars, 2)}
+        {"Service": line.service, "Usage": line.usage, "USD per month": fmt.dollars(line.dollars)}
         for line in lines
     ],
     hide_index=True,
     width="stretch",
 )
-st.metric("Total per month", f"${sum(line.dollars for line in lines):,.2f}")
+# markdown-safe: a literal label and a formatted amount
+st.metric("Total per month", fmt.dollars(sum(line.dollars for line in lines)))

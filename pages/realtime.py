@@ -1,10 +1,12 @@
 """Real time: current visitors, pageviews per minute over 30 minutes, active pages, a live feed."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
 
+from dashboard import format as fmt
 from dashboard.context import current_view
 from dashboard.data import live_events
 from dashboard.format import md_escape
@@ -26,7 +28,7 @@ def live() -> None:
         return
     st.metric(
         "Current visitors (last 5 minutes)",
-        f"{metrics.current_visitors(recent, pd.Timestamp(now)):,}",
+        fmt.number(metrics.current_visitors(recent, pd.Timestamp(now))),
     )
     if recent.empty:
         st.info("Nobody in the last 30 minutes.")
@@ -40,21 +42,27 @@ def live() -> None:
         freq="min",
         tz="UTC",
     )
-    st.bar_chart(minutes.reindex(full, fill_value=0).rename("pageviews"))
+    # The minutes on the axis read in the view's time zone, like the feed's times.
+    per_minute = minutes.reindex(full, fill_value=0).rename("Pageviews")
+    per_minute.index = per_minute.index.tz_convert(view.tz).tz_localize(None)
+    st.bar_chart(per_minute, x_label=f"Minute ({view.tz})", y_label="Pageviews")
     left, right = st.columns(2)
     active = recent[recent["ts"] > now - metrics.CURRENT_WINDOW]
     left.subheader("Active pages")
     left.dataframe(
-        metrics.breakdown(active, "path")[["value", "visitors"]].rename(columns={"value": "Page"}),
+        fmt.styled(metrics.breakdown(active, "path")[["value", "visitors"]]),
         hide_index=True,
         width="stretch",
+        column_config={
+            "value": st.column_config.TextColumn("Page"),
+            "visitors": fmt.measure_column("visitors", "Visitors"),
+        },
     )
     right.subheader("Live feed")
-    feed = recent.sort_values("ts", ascending=False).head(50)[
-        ["ts", "name", "path", "referrer_source", "country", "device"]
-    ]
-    right.dataframe(feed, hide_index=True, width="stretch")
-    st.caption(f"Updated {now:%H:%M:%S} UTC, every 10 seconds.")
+    right.dataframe(fmt.live_feed(recent, view.tz), hide_index=True, width="stretch")
+    st.caption(
+        f"Times in {md_escape(view.tz)}. Updated {now.astimezone(ZoneInfo(view.tz)):%H:%M:%S}, every 10 seconds."
+    )
 
 
 live()

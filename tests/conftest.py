@@ -33,6 +33,9 @@ GOOGLEBOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/b
 FAST_VISIBILITY_TIMEOUT = 1  # seconds: failed messages come back quickly in tests
 # The sites the tests send hits for; the browser tests' pages are served on *.test hosts.
 TEST_SITES = ("example.com", "site.test")
+# The embedded demo stands still in tests (module-scoped apps start before any per-test setup):
+# pages are compared with numbers read a moment later. tests/local/test_live.py runs it live.
+os.environ["PIPELINE_DEMO_LIVE"] = "off"
 
 
 def create_test_resources(settings: Settings) -> None:
@@ -50,6 +53,7 @@ def clean_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("PIPELINE_DEMO_LIVE", "off")
 
 
 @pytest.fixture

@@ -34,7 +34,14 @@ from pipeline.enrich.steps import Context, Dropped, Event, Hit, enrich, hit_from
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.ingest.contract import parse_message
 from pipeline.stack import settings_from_env
-from pipeline.store.storage import BatchWriter, dirty_item, drop_item, event_item
+from pipeline.store.storage import (
+    BatchWriter,
+    day_bounds,
+    days_to_mark,
+    dirty_item,
+    drop_item,
+    event_item,
+)
 
 log = logging.getLogger("pipeline.consume.consumer")
 # The compactor never clears the marker of a day still open, so once this consumer has written
@@ -44,11 +51,28 @@ REMARK_BEFORE_MIDNIGHT = timedelta(minutes=5)
 
 
 def still_marked(
-    key: tuple[str, date], now: datetime, marked_open_days: set[tuple[str, date]]
+    key: tuple[str, date],
+    now: datetime,
+    marked_open_days: set[tuple[str, date]],
+    end_of_day: datetime | None = None,
 ) -> bool:
-    """Whether (site, day) keeps the marker this consumer wrote for it, through this batch."""
-    end_of_day = datetime.combine(key[1] + timedelta(days=1), datetime.min.time(), UTC)
+    """Whether (site, day) keeps the marker this consumer wrote for it, through this batch.
+
+    `end_of_day` is the end of the site's local day (default: UTC midnight)."""
+    if end_of_day is None:
+        end_of_day = datetime.combine(key[1] + timedelta(days=1), datetime.min.time(), UTC)
     return key in marked_open_days and end_of_day - now >= REMARK_BEFORE_MIDNIGHT
+
+
+def _zone_of(site: Site | None) -> str:
+    return site.timezone if site else "UTC"
+
+
+def _end_of(day: date, tz: str) -> datetime:
+    try:
+        return day_bounds(day, tz)[1]
+    except (KeyError, ValueError, OSError):  # a zone this runtime can't load: UTC's end
+        return datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
 
 
 @dataclass
@@ -116,6 +140,8 @@ class Consumer:
         )
         items_by_message: dict[str, dict[str, Any]] = {}
         touched: set[tuple[str, date]] = set()
+        zones: dict[str, str] = {}
+        marked_by: dict[str, set[tuple[str, date]]] = {}
         for message_id, hit in hits:
             if hit.day in salt_failures or registry is None:
                 outcome.failures.append(message_id)
@@ -129,7 +155,12 @@ class Consumer:
             if isinstance(result, Dropped):
                 outcome.dropped[result.reason.value] += 1
             else:
-                touched.add((hit.site, hit.day))
+                # The site's local days (its zone comes from the cached registry answer).
+                zone = _zone_of(sites.get(hit.site))
+                keys = {(hit.site, d) for d in days_to_mark(hit.received_at_ms, zone)}
+                touched |= keys
+                marked_by[message_id] = keys
+                zones[hit.site] = zone
             items_by_message[message_id] = item
 
         # Every (site, day) written to is marked for the compactor: a closed day's rollup is
@@ -139,17 +170,18 @@ class Consumer:
         markers = {
             (site, day): dirty_item(site, day, marked_at)
             for site, day in touched
-            if not still_marked((site, day), now, self._marked_open_days)
+            if not still_marked((site, day), now, self._marked_open_days, _end_of(day, zones[site]))
         }
         written = self.writer.write([*items_by_message.values(), *markers.values()])
         unwritten = {(i["pk"]["S"], i["sk"]["S"]) for i in written}
         # Without its marker a day could keep a stale rollup: its events are redelivered too.
         unmarked = {key for key, m in markers.items() if (m["pk"]["S"], m["sk"]["S"]) in unwritten}
-        for message_id, hit in hits:
-            if (hit.site, hit.day) in unmarked and message_id in items_by_message:
+        for message_id, keys in marked_by.items():
+            if keys & unmarked:
                 item = items_by_message[message_id]
                 unwritten.add((item["pk"]["S"], item["sk"]["S"]))
-        today = now.astimezone(UTC).date()
+        # Forget days that have closed: the earliest local "today" on Earth is UTC's minus one.
+        today = now.astimezone(UTC).date() - timedelta(days=1)
         self._marked_open_days = {
             key for key in (*self._marked_open_days, *markers.keys() - unmarked) if key[1] >= today
         }

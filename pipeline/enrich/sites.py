@@ -8,12 +8,15 @@ page (drop reasons `unknown_site` and `foreign_host`). A site is one item in its
 
 `*.example.com` allows every subdomain (not the apex itself). A site may also keep some query
 parameters in its page URLs (`"query_params": ["page", "q"]`; every other parameter but
-`utm_*` is stripped, as always). The consumer reads the registry
+`utm_*` is stripped, as always). Each site has a time zone (`"timezone": "Europe/Berlin"`, an
+IANA name; an item without one is UTC): its daily rollups cover its own local days, and its
+dashboard opens in that zone (Plausible's model). The consumer reads the registry
 with BatchGetItem and keeps answers, known and unknown, for `CACHE_SECONDS`: a newly
 registered site is counted within that time.
 
     python -m pipeline.sites add example.com [--hostname shop.example.net ...]
                                              [--keep-query page ...]
+                                             [--timezone Europe/Berlin]
     python -m pipeline.sites list
     python -m pipeline.sites remove example.com
 """
@@ -27,11 +30,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline import aws
 from pipeline.config import Settings
 from pipeline.errors import InvalidSite, PipelineError, StorageError
 from pipeline.stack import settings_from_env
+from pipeline.store.storage import mark_rolled_up_days
 
 CACHE_SECONDS = 60.0
 # Keys starting with this are not domains: they hold registry-wide items (the referrer-spam list).
@@ -49,6 +54,7 @@ class Site:
     domain: str
     hostnames: tuple[str, ...]
     query_params: tuple[str, ...] = ()
+    timezone: str = "UTC"
 
 
 def normalize_domain(text: str) -> str:
@@ -96,12 +102,33 @@ def check_query_param(name: str) -> str:
     return name
 
 
-def new_site(domain: str, hostnames: Sequence[str] = (), query_params: Sequence[str] = ()) -> Site:
+def check_timezone(name: str) -> str:
+    """An IANA time zone name (Europe/Berlin, UTC); anything else is refused in one sentence."""
+    text = name.strip()
+    try:
+        # A path-like name could name a file outside the tz database: only plain names pass.
+        if not text or text.startswith(("/", ".")) or ".." in text or len(text) > 64:
+            raise ValueError
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = text if len(text) <= 64 else text[:61] + "..."
+        raise InvalidSite(
+            f"{shown!r} is not an IANA time zone name like Europe/Berlin or UTC"
+        ) from None
+    return text
+
+
+def new_site(
+    domain: str,
+    hostnames: Sequence[str] = (),
+    query_params: Sequence[str] = (),
+    timezone: str = "UTC",
+) -> Site:
     """A validated site; with no hostnames, the domain and its subdomains."""
     domain = normalize_domain(domain)
     patterns = tuple(dict.fromkeys(normalize_hostname_pattern(h) for h in hostnames))
     kept = tuple(dict.fromkeys(check_query_param(name) for name in query_params))
-    return Site(domain, patterns or default_hostnames(domain), kept)
+    return Site(domain, patterns or default_hostnames(domain), kept, check_timezone(timezone))
 
 
 def site_item(site: Site) -> dict[str, Any]:
@@ -109,6 +136,7 @@ def site_item(site: Site) -> dict[str, Any]:
         "site": {"S": site.domain},
         "hostnames": {"L": [{"S": h} for h in site.hostnames]},
         "query_params": {"L": [{"S": q} for q in site.query_params]},
+        "timezone": {"S": site.timezone},
     }
 
 
@@ -117,6 +145,7 @@ def site_from_item(item: Mapping[str, Any]) -> Site:
         domain=item["site"]["S"],
         hostnames=tuple(h["S"] for h in item["hostnames"]["L"]),
         query_params=tuple(q["S"] for q in item.get("query_params", {}).get("L", [])),
+        timezone=item.get("timezone", {}).get("S") or "UTC",  # items from before zones: UTC
     )
 
 
@@ -172,11 +201,19 @@ class SiteRegistry:
 
 
 def register_site(settings: Settings, site: Site) -> None:
-    """Add a site, or replace its hostnames."""
+    """Add a site, or replace its settings. A new time zone moves the site's local days, so
+    every rolled-up day is marked for the compactor to recompute in it (until then the
+    dashboard reads those days raw: a rollup of another zone counts as missing)."""
     with aws.explained(settings, f"Table {settings.sites_table!r}"):
-        aws.client("dynamodb", settings).put_item(
-            TableName=settings.sites_table, Item=site_item(site)
-        )
+        dynamodb = aws.client("dynamodb", settings)
+        old = dynamodb.put_item(
+            TableName=settings.sites_table, Item=site_item(site), ReturnValues="ALL_OLD"
+        ).get("Attributes")
+    if old and site_from_item(old).timezone != site.timezone:
+        with aws.explained(settings, f"Table {settings.events_table!r}"):
+            mark_rolled_up_days(
+                dynamodb, settings.events_table, site.domain, int(time.time() * 1000)
+            )
 
 
 def remove_site(settings: Settings, domain: str) -> bool:
@@ -235,6 +272,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a query parameter kept in the site's page URLs (e.g. page); repeat it "
         "(default: none but utm_*)",
     )
+    add.add_argument(
+        "--timezone",
+        default="UTC",
+        metavar="ZONE",
+        help="the site's time zone, an IANA name such as Europe/Berlin: its days and daily "
+        "rollups are local days there (default: UTC)",
+    )
     commands.add_parser("list", help="list the registered sites")
     remove = commands.add_parser("remove", help="stop counting a site (its data stays)")
     remove.add_argument("domain")
@@ -246,12 +290,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_env()
     try:
         if args.command == "add":
-            site = new_site(args.domain, args.hostname, args.keep_query)
+            site = new_site(args.domain, args.hostname, args.keep_query, args.timezone)
             register_site(settings, site)
-            print(f"{site.domain}: counted from {', '.join(site.hostnames)}{_kept(site)}")
+            print(
+                f"{site.domain}: counted from {', '.join(site.hostnames)}{_kept(site)}; "
+                f"days in {site.timezone}"
+            )
         elif args.command == "list":
             for site in list_sites(settings):
-                print(f"{site.domain}\t{', '.join(site.hostnames)}\t{', '.join(site.query_params)}")
+                print(
+                    f"{site.domain}\t{', '.join(site.hostnames)}\t"
+                    f"{', '.join(site.query_params)}\t{site.timezone}"
+                )
         elif not remove_site(settings, args.domain):
             print(f"{args.domain} was not registered", file=sys.stderr)
             return 1

@@ -8,19 +8,26 @@ and some bots. Every hit becomes a contract message (`build_message`) and is han
 clock set to the hit's own day (so salts rotate as they would have); the last minutes go
 through the real SQS queue and the worker. The history skips SQS because moto's queue
 slows with depth (see bench/RESULTS.md) and a cold start must stay fast.
+
+With `roll_up=True` (the dashboard's embedded demo) each closed day's rollup is stored as the
+load ends, from the events the consumer wrote, so the first page reads rollups at once instead
+of every raw event (reading them back through moto costs ~2 ms an item). The record is the
+compactor's own (same `rollups.compute`, `rollup_items`, marker cleared the same conditional
+way), and `compact()` afterwards would rewrite it identically (tests/local/test_demo.py).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
 
+import pandas as pd
 from tqdm import tqdm
 
 from pipeline import aws
@@ -30,6 +37,18 @@ from pipeline.consume.worker import Worker
 from pipeline.enrich.sites import new_site, register_site
 from pipeline.ingest.contract import build_message, encode_message
 from pipeline.resources import queue_url
+from pipeline.store import rollups
+from pipeline.store.compactor import _clear_marker, site_zones
+from pipeline.store.query import days_between, events_frame
+from pipeline.store.storage import (
+    ROLLUP_PREFIX,
+    BatchWriter,
+    day_bounds,
+    dirty_days,
+    event_from_item,
+    event_pk,
+    rollup_items,
+)
 
 DEMO_SITE = "example.com"
 LAMBDA_BATCH = 100
@@ -240,6 +259,111 @@ class DemoSummary:
     stored: int = 0
     dropped: int = 0
     failed: int = 0
+    rolled_up: list[date] = field(default_factory=list)  # closed days whose rollup was stored
+
+
+class RecordingWriter:
+    """The consumer's `BatchWriter`, keeping every event item it stored (by key, the last
+    write of a key winning as in the table), so the demo can roll up its days without reading
+    them back through the emulator."""
+
+    def __init__(self, writer: BatchWriter) -> None:
+        self._writer = writer
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def write(self, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        items = list(items)
+        failed = self._writer.write(items)
+        unwritten = {(i["pk"]["S"], i["sk"]["S"]) for i in failed}
+        for item in items:
+            key = (item["pk"]["S"], item["sk"]["S"])
+            if "e" in item and key not in unwritten:  # events only: drops and markers carry no "e"
+                self.events[key] = dict(item)
+        return failed
+
+    def __getattr__(self, name: str) -> Any:  # `requests` and whatever else callers read
+        return getattr(self._writer, name)
+
+
+def day_frames(
+    items: Mapping[tuple[str, str], Mapping[str, Any]],
+    site: str,
+    day: date,
+    tz: str,
+    shards: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What `query.raw_day(..., with_before=True)` reads from the table for `site`'s local
+    `day`, taken from these stored items instead: the same partitions in the same order (UTC
+    day by day, shard by shard, each by sort key), the same range and frame code."""
+    start, end = day_bounds(day, tz)
+    lo = datetime.combine(start.date(), time.min, UTC)
+    lo_ms, hi_ms = int(lo.timestamp() * 1000), int(end.timestamp() * 1000)
+    by_partition: dict[str, list[str]] = {}
+    for pk, sk in items:
+        by_partition.setdefault(pk, []).append(sk)
+    records = []
+    for utc_day in days_between(lo, end):
+        for shard in range(shards):
+            pk = event_pk(site, utc_day, shard)
+            for sk in sorted(by_partition.get(pk, [])):
+                if lo_ms <= int(sk[:13]) < hi_ms:
+                    records.append(event_from_item(items[(pk, sk)]))
+    events = events_frame(records)
+    cut = events["ts"] >= pd.Timestamp(start)
+    return events[cut].reset_index(drop=True), events[~cut].reset_index(drop=True)
+
+
+def store_rollup(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    day: date,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    now: datetime,
+    tz: str,
+) -> int:
+    """`compactor.compact_day` with the day's events (and its join's) already in hand; items
+    written. The one place that turns a demo day into its stored rollup: if the compactor's
+    record changes, this follows it (or calls it, given a way to pass the frames)."""
+    events, before = frames
+    parts = rollups.encode(rollups.compute(events, site, day, tz, before))
+    items = rollup_items(site, day, parts, int(now.timestamp() * 1000))
+    if BatchWriter(dynamodb, settings.events_table).write(items):
+        raise RuntimeError(f"rollup of {site} {day} not written")
+    return len(items)
+
+
+def _has_history(dynamodb: Any, settings: Settings, site: str) -> bool:
+    """Whether `site` had anything stored before this load: a rollup or a marked day. Then the
+    demo's own events are not all of a day's, and the compactor must read the table."""
+    rolled = dynamodb.query(
+        TableName=settings.events_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{ROLLUP_PREFIX}{site}"}},
+        Limit=1,
+    )
+    return bool(rolled.get("Items")) or bool(dirty_days(dynamodb, settings.events_table, site))
+
+
+def roll_up_closed_days(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    items: Mapping[tuple[str, str], Mapping[str, Any]],
+    now: datetime,
+) -> list[date]:
+    """`compactor.compact` for `site` from `items`: store the rollup of every marked day
+    closed (in the site's zone) by `now`, and clear its marker only if no event re-marked it."""
+    tz = site_zones(dynamodb, settings, {site}).get(site, "UTC")
+    done = []
+    for marked_site, day, marked_at in dirty_days(dynamodb, settings.events_table, site):
+        if marked_site != site or day_bounds(day, tz)[1] > now:
+            continue  # still open: read raw until it closes, as the compactor leaves it
+        frames = day_frames(items, site, day, tz, settings.shards_for(site))
+        store_rollup(settings, dynamodb, site, day, frames, now, tz)
+        _clear_marker(dynamodb, settings.events_table, site, day, marked_at)
+        done.append(day)
+    return done
 
 
 def _end_of_day(ts_ms: int, now: datetime) -> datetime:
@@ -254,12 +378,20 @@ def load_demo(
     seed: int = 7,
     live_minutes: int = 30,
     progress: bool = True,
+    roll_up: bool = False,
 ) -> DemoSummary:
     """Generate the demo traffic and push it through the consumer (and, for the last
-    `live_minutes`, through SQS and the worker). Re-running overwrites the same events."""
+    `live_minutes`, through SQS and the worker). Re-running overwrites the same events.
+
+    `roll_up`: also store the rollup of every closed day, from the events just written, when
+    the site had nothing stored before (else the compactor's schedule does it, reading all)."""
     now = now or datetime.now(UTC)
     register_site(settings, new_site(DEMO_SITE))
     consumer = Consumer(settings)
+    dynamodb = aws.client("dynamodb", settings)
+    recorder = None
+    if roll_up and not _has_history(dynamodb, settings, DEMO_SITE):
+        recorder = consumer.writer = RecordingWriter(consumer.writer)  # type: ignore[assignment]
     hits = list(generate_hits(now, days=days, seed=seed))
     live_from = int((now - timedelta(minutes=live_minutes)).timestamp() * 1000)
     history = [hit for hit in hits if hit.ts_ms < live_from]
@@ -278,6 +410,8 @@ def load_demo(
                 bar.update(len(chunk))
         _send_live(settings, consumer, live, summary)
         bar.update(len(live))
+    if recorder is not None:
+        summary.rolled_up = roll_up_closed_days(settings, dynamodb, DEMO_SITE, recorder.events, now)
     return summary
 
 

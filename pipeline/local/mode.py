@@ -3,8 +3,10 @@
     python -m pipeline.local [--emulator-port 4566] [--collector-port 8080] [--demo]
                              [--site example.com ...] [--data-dir .local-data]
 
-Point a page's pixel (or, later, the tracking script) at the printed URL, and the dashboard
-at the printed AWS_ENDPOINT_URL. Ctrl-C (or SIGTERM) stops everything cleanly within seconds.
+It prints the tracking snippet to paste into a page and the dashboard command. The sites it
+registers also count pages on `localhost` and `127.0.0.1` (the page you test with is served
+from this machine); `python -m pipeline.sites add` never adds those hostnames, so production
+does not count them. Ctrl-C (or SIGTERM) stops everything cleanly within seconds.
 
 The emulator lives in memory; its tables are saved to `--data-dir` every `--save-every`
 seconds and on a clean stop, and loaded on start. A clean stop closes the collector first,
@@ -21,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ from pipeline import aws
 from pipeline.config import Settings
 from pipeline.consume.consumer import Consumer
 from pipeline.consume.worker import Worker
-from pipeline.enrich.sites import new_site, register_site
+from pipeline.enrich.sites import Site, default_hostnames, list_sites, new_site, register_site
 from pipeline.errors import PipelineError
 from pipeline.ingest.collector import MAX_CONNECTIONS, CollectorServer, RateLimiter, start_collector
 from pipeline.local.demo import load_demo
@@ -53,6 +56,9 @@ WORKER_GRACE_S = 1.5
 SAVE_GRACE_S = 0.5
 # File descriptors beyond the collector's connections: the emulator's sockets, boto3's pools.
 FD_RESERVE = 256
+# Page hosts counted for every site local mode registers, beside the site's own hostnames: the
+# test page is served from this machine. Local mode only (see the module docstring).
+LOCAL_HOSTNAMES = ("localhost", "127.0.0.1")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,6 +127,25 @@ def connection_cap(wanted: int, fd_limit: int) -> int:
     return max(1, min(wanted, fd_limit - FD_RESERVE))
 
 
+def local_site(domain: str) -> Site:
+    """A site as local mode registers it: its domain and subdomains, and this machine."""
+    return new_site(domain, hostnames=(*default_hostnames(domain), *LOCAL_HOSTNAMES))
+
+
+def with_local_hostnames(site: Site) -> Site:
+    """`site` counting this machine's pages too, its own hostnames and settings kept (a site
+    saved by an older run, or changed with `pipeline.sites add`, keeps what it had)."""
+    missing = tuple(host for host in LOCAL_HOSTNAMES if host not in site.hostnames)
+    return replace(site, hostnames=site.hostnames + missing) if missing else site
+
+
+def snippet(collector_url: str, domain: str) -> str:
+    """The tag to paste into a page: `data-local`, because the tracker skips pages on
+    localhost and 127.0.0.1 unless told (docs/tracker.md)."""
+    source = f"{collector_url}/script.js"
+    return f'<script defer data-local data-domain="{domain}" src="{source}"></script>'
+
+
 def run_compactor(settings: Settings, stop: threading.Event) -> None:
     """The scheduled compactor of the cloud stack, on the same schedule, until `stop`."""
     while True:
@@ -175,7 +200,7 @@ class LocalMode:
         self.emulator = emulator
         settings = self.settings = settings_from_env(endpoint_url=emulator.endpoint_url)
         create_resources(settings, visibility_timeout=LOCAL_VISIBILITY_TIMEOUT)
-        self.sites = [new_site(domain) for domain in args.site or [DEFAULT_SITE]]
+        self.sites = [local_site(domain) for domain in args.site or [DEFAULT_SITE]]
         for site in self.sites:
             register_site(settings, site)  # before loading: a saved site's settings win
         self.snapshots = TableSnapshots(aws.client("dynamodb", settings), args.data_dir)
@@ -187,6 +212,8 @@ class LocalMode:
             print("Demo data: kept from the saved tables, not loaded again", flush=True)
         elif args.demo:
             load_demo(settings)
+        # After loading (a saved site, or the demo's, replaces ours): add this machine back.
+        self.sites = self._count_this_machine(settings)
         limiter = RateLimiter(rate=args.rate_limit, burst=5 * args.rate_limit)
         fds = raise_fd_limit(args.max_connections + FD_RESERVE)
         self.collector = start_collector(
@@ -202,6 +229,17 @@ class LocalMode:
         self._daemon("compactor", run_compactor, settings, self.stopping)
         self._daemon("snapshots", self.snapshots.run, self.stopping, args.save_every)
 
+    def _count_this_machine(self, settings: Settings) -> list[Site]:
+        """The loaded sites, each with this machine's hostnames added if it lacks them."""
+        saved = {site.domain: site for site in list_sites(settings)}
+        sites = []
+        for site in self.sites:
+            current = with_local_hostnames(saved.get(site.domain, site))
+            if current != saved.get(site.domain):
+                register_site(settings, current)
+            sites.append(current)
+        return sites
+
     @staticmethod
     def _daemon(name: str, target: Any, *args: Any) -> threading.Thread:
         # Daemon threads: a thread stuck in a call can't keep the process alive past a stop.
@@ -212,13 +250,20 @@ class LocalMode:
     def announce(self) -> None:
         if self.collector is None or self.emulator is None:
             raise RuntimeError("announce() before start()")
-        first = self.sites[0].domain
+        first, url = self.sites[0].domain, self.collector.url
         print(f"\nSites counted:    {', '.join(site.domain for site in self.sites)}")
+        print(
+            f"                  also from pages on {' and '.join(LOCAL_HOSTNAMES)} "
+            "(local mode only: production counts a site's own hostnames)"
+        )
         print(f"Data:             {self.args.data_dir} ({self.restored} items loaded)")
-        print(f"Pixel:            {self.collector.url}/pixel?d={first}&u=https://{first}/")
+        print(f"Script:           {url}/script.js")
+        print(f"Snippet:          {snippet(url, first)}")
+        print(f"Pixel:            {url}/pixel?d={first}&u=https://{first}/")
         print(f"AWS_ENDPOINT_URL={self.emulator.endpoint_url}")
         print(
-            "Dashboard:        AWS_ENDPOINT_URL=... make run   (Ctrl-C here stops everything)\n",
+            f"Dashboard:        AWS_ENDPOINT_URL={self.emulator.endpoint_url} make run"
+            "   (Ctrl-C here stops everything)\n",
             flush=True,
         )
 

@@ -7,6 +7,10 @@ when it is more than `threshold` robust deviations (at least √baseline, Poisso
 at least 1) away from its baseline and differs by at least `min_change`. Medians ignore the
 outliers they are meant to find; with fewer than `min_history` earlier seasons a point is
 never flagged.
+
+History is data, not the zeros before it: the days before a site's first visit (a 30-day view
+of a site that started last week) are no history at all, so the first `min_history` seasons
+after the first non-zero point are never flagged, whatever the view's period.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ def flag(
 ) -> pd.DataFrame:
     """Columns value, baseline, ratio (value / baseline; NaN from a zero baseline), anomaly."""
     values = series.astype(float)
-    earlier = pd.concat([values.shift(period * k) for k in range(1, seasons + 1)], axis=1)
+    # Leading zeros are "no data yet": without this the first day of data stood out against
+    # a baseline of zeros and was flagged "unusual".
+    known = values.where(values.ne(0).cummax())
+    earlier = pd.concat([known.shift(period * k) for k in range(1, seasons + 1)], axis=1)
     history = earlier.notna().sum(axis=1)
     baseline = earlier.median(axis=1, skipna=True)
     spread = earlier.sub(baseline, axis=0).abs().median(axis=1, skipna=True) * MAD_TO_SIGMA

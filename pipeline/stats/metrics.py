@@ -309,13 +309,23 @@ def _next(bucket: pd.Timestamp, interval: str) -> pd.Timestamp:
 
 def _floor(local: pd.Series, interval: str) -> pd.Series:
     if interval == "hour":
-        return local.dt.floor("h", ambiguous="NaT", nonexistent="shift_forward")
+        # Back to the start of the local hour in absolute time, not by wall-clock rounding:
+        # the hour repeated when clocks go back is two buckets (its two offsets), never NaT.
+        into_hour = local.dt.minute * 60 + local.dt.second
+        return (
+            local
+            - pd.to_timedelta(into_hour, unit="s")
+            - pd.to_timedelta(local.dt.microsecond * 1000 + local.dt.nanosecond, unit="ns")
+        )
     days = local.dt.normalize()
     if interval == "day":
         return days
-    if interval == "week":
-        return days - pd.to_timedelta(days.dt.day_of_week, unit="D")
-    return days - pd.to_timedelta(days.dt.day - 1, unit="D")
+    # Calendar steps on wall time, then back to the zone: subtracting days of 24 h from an
+    # aware time would land at 23:00 or 01:00 across a daylight-saving change.
+    wall = days.dt.tz_localize(None)
+    back = days.dt.day_of_week if interval == "week" else days.dt.day - 1
+    starts = wall - pd.to_timedelta(back, unit="D")
+    return starts.dt.tz_localize(local.dt.tz, ambiguous=True, nonexistent="shift_forward")
 
 
 def current_visitors(events: pd.DataFrame, now: pd.Timestamp) -> int:

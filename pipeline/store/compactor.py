@@ -1,6 +1,7 @@
-"""The compactor: (re)computes the rollup of every closed (site, day) marked dirty.
+"""The compactor: (re)computes the rollup of every closed (site, local day) marked dirty.
 
-The consumer marks each (site, UTC day) it writes to. The compactor recomputes closed days
+The consumer marks each (site, local day) it writes to, in the site's registered time zone;
+a day is closed once its local end has passed. The compactor recomputes closed days
 from their raw events with the dashboard's own metric code, overwrites the rollup (so running
 it twice gives the same record), then removes the marker only if no event re-marked the day
 meanwhile (a conditional delete), so a late event is never lost between read and write. On
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,11 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline import aws
 from pipeline.config import Settings
 from pipeline.enrich import datacentres, spam
+from pipeline.enrich.sites import SiteRegistry
 from pipeline.errors import PipelineError
 from pipeline.stack import settings_from_env
 from pipeline.store import rollups
-from pipeline.store.query import load_events
-from pipeline.store.storage import DIRTY_PK, BatchWriter, dirty_days, rollup_items
+from pipeline.store.query import raw_day
+from pipeline.store.storage import DIRTY_PK, BatchWriter, day_bounds, dirty_days, rollup_items
 
 log = logging.getLogger("pipeline.store.compactor")
 SCHEDULE_MINUTES = 15
@@ -42,18 +44,16 @@ class CompactionReport:
 
 
 def compact_day(
-    settings: Settings, dynamodb: Any, site: str, day: date, now: datetime
+    settings: Settings, dynamodb: Any, site: str, day: date, now: datetime, tz: str = "UTC"
 ) -> tuple[int, int]:
-    """Recompute and store one day's rollup; (events read, items written)."""
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    events = load_events(
-        site, start, start + timedelta(days=1), settings=settings, dynamodb=dynamodb
-    )
-    parts = rollups.encode(rollups.compute(events, site, day))
+    """Recompute and store one local day's rollup (join included); (events read, items
+    written)."""
+    events, before = raw_day(settings, dynamodb, site, day, tz, with_before=True)
+    parts = rollups.encode(rollups.compute(events, site, day, tz, before))
     items = rollup_items(site, day, parts, int(now.timestamp() * 1000))
     if BatchWriter(dynamodb, settings.events_table).write(items):
         raise RuntimeError(f"rollup of {site} {day} not written")
-    return len(events), len(items)
+    return len(events) + len(before if before is not None else ()), len(items)
 
 
 def _clear_marker(dynamodb: Any, table: str, site: str, day: date, marked_at: str) -> None:
@@ -73,15 +73,18 @@ def _clear_marker(dynamodb: Any, table: str, site: str, day: date, marked_at: st
 def compact(
     settings: Settings, now: datetime | None = None, dynamodb: Any = None
 ) -> CompactionReport:
-    """Roll up every dirty day that has closed (UTC) by `now`."""
+    """Roll up every dirty day that has closed (in its site's time zone) by `now`."""
     now = now or datetime.now(UTC)
     dynamodb = dynamodb or aws.client("dynamodb", settings)
     report, began = CompactionReport(), time.perf_counter()
     with aws.explained(settings, f"Table {settings.events_table!r}"):
-        for site, day, marked_at in dirty_days(dynamodb, settings.events_table):
-            if day >= now.astimezone(UTC).date():
+        dirty = dirty_days(dynamodb, settings.events_table)
+        zones = site_zones(dynamodb, settings, {site for site, _, _ in dirty})
+        for site, day, marked_at in dirty:
+            tz = zones.get(site, "UTC")
+            if day_bounds(day, tz)[1] > now:
                 continue  # still open: it is read raw until it closes
-            read, written = compact_day(settings, dynamodb, site, day, now)
+            read, written = compact_day(settings, dynamodb, site, day, now, tz)
             _clear_marker(dynamodb, settings.events_table, site, day, marked_at)
             report.days.append((site, day.isoformat()))
             report.events_read += read
@@ -94,6 +97,15 @@ def compact(
         report.items_written,
     )
     return report
+
+
+def site_zones(dynamodb: Any, settings: Settings, sites: set[str]) -> dict[str, str]:
+    """Each site's registered time zone (UTC for a site no longer registered)."""
+    if not sites:
+        return {}
+    with aws.explained(settings, f"Table {settings.sites_table!r}"):
+        found = SiteRegistry(dynamodb, settings.sites_table).lookup(sites)
+    return {site: entry.timezone if entry else "UTC" for site, entry in found.items()}
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -13,7 +14,14 @@ from pipeline.config import Settings
 from pipeline.errors import RollupsIncomplete
 from pipeline.stack import settings_from_env
 from pipeline.store import rollups
-from pipeline.store.storage import ROLLUP_PREFIX, dirty_days, drop_pk, event_from_item, event_pk
+from pipeline.store.storage import (
+    ROLLUP_PREFIX,
+    day_bounds,
+    dirty_days,
+    drop_pk,
+    event_from_item,
+    event_pk,
+)
 
 MAX_PARALLEL_QUERIES = 16
 
@@ -215,46 +223,71 @@ def _stored_rollups(
     return found
 
 
+def raw_day(
+    settings: Settings, dynamodb: Any, site: str, day: date, tz: str, with_before: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """A local day's raw events and, for its join, the previous day's events that share its
+    first UTC day (none to read in UTC). One range read."""
+    start, end = day_bounds(day, tz)
+    utc_midnight = datetime.combine(start.date(), datetime.min.time(), UTC)
+    lo = utc_midnight if with_before else start
+    events = load_events(site, lo, end, settings=settings, dynamodb=dynamodb)
+    if not with_before:
+        return events, None
+    cut = events["ts"] >= pd.Timestamp(start)
+    return events[cut].reset_index(drop=True), events[~cut].reset_index(drop=True)
+
+
 def load_rollups(
     site: str,
     first: date,
     last: date,
     *,
+    tz: str = "UTC",
     settings: Settings | None = None,
     now: datetime | None = None,
     dynamodb: Any = None,
     compute_missing: bool = True,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    """One rollup per UTC day from `first` to `last` (inclusive), oldest first.
+    """One rollup per local day (in zone `tz`, the site's) from `first` to `last` (inclusive),
+    oldest first.
 
     Closed days come from their stored rollup: one Query for the whole range, whatever the
-    traffic. The open day, and any closed day whose rollup is missing or stale (a late event
-    marked it), are computed from raw events on the fly, so the numbers are always current;
-    with `compute_missing=False` such a closed day raises `RollupsIncomplete` instead (a
-    caller with a faster raw path of its own can take that). A closed day with neither a
-    rollup nor a marker never had an event written (the consumer marks every day it writes).
+    traffic. The open day, and any closed day whose rollup is missing, stale (a late event
+    marked it) or of another zone or version, are computed from raw events on the fly, so the
+    numbers are always current; with `compute_missing=False` such a closed day raises
+    `RollupsIncomplete` instead (a caller with a faster raw path of its own can take that).
+    A closed day with neither a rollup nor a marker never had an event written (the consumer
+    marks every day it writes), unless records of another zone or version lie around (the
+    site's zone changed): then it counts as missing too. Days after today are empty.
     """
     settings = settings or settings_from_env(**overrides)
     dynamodb = dynamodb or aws.client("dynamodb", settings)
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
     with aws.explained(settings, f"Table {settings.events_table!r}"):
-        stored = _stored_rollups(dynamodb, settings.events_table, site, first, last)
+        stored = _stored_rollups(
+            dynamodb,
+            settings.events_table,
+            site,
+            first - timedelta(days=1),
+            last + timedelta(days=1),
+        )
         stale = {day for _, day, _ in dirty_days(dynamodb, settings.events_table, site)}
+    foreign = any(not rollups.current(record, tz) for record in stored.values())
     found = []
     for day in (first + timedelta(days=n) for n in range((last - first).days + 1)):
-        if day in stored and day not in stale and day < today:
-            found.append(stored[day])
+        record = stored.get(day)
+        closed_and_clean = day < today and day not in stale
+        if closed_and_clean and record is not None and rollups.current(record, tz):
+            found.append(record)
             continue
-        if day < today and day not in stale:
+        if day > today or (closed_and_clean and record is None and not foreign):
             # Never marked, so nothing was ever written for it: an empty day, no read needed.
-            found.append(rollups.compute(events_frame([]), site, day))
+            found.append(rollups.empty(site, day, tz))
             continue
         if day < today and not compute_missing:
-            raise RollupsIncomplete(f"no up-to-date rollup for {site} on {day} yet")
-        start = datetime.combine(day, datetime.min.time(), UTC)
-        events = load_events(
-            site, start, start + timedelta(days=1), settings=settings, dynamodb=dynamodb
-        )
-        found.append(rollups.compute(events, site, day))
+            raise RollupsIncomplete(f"no up-to-date rollup for {site} on {day} ({tz}) yet")
+        events, before = raw_day(settings, dynamodb, site, day, tz, with_before=day > first)
+        found.append(rollups.compute(events, site, day, tz, before))
     return found

@@ -14,8 +14,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botocore.exceptions import ClientError
 
@@ -55,8 +56,43 @@ DIRTY_PK = "dirty"
 ROLLUP_PREFIX = "rollup#"
 
 
+# ---- site-local days (a site's rollups cover its own days, in its registered time zone) ----
+
+
+def local_day(epoch_ms: int, tz: str) -> date:
+    """The day, in time zone `tz`, of an instant."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=ZoneInfo(tz)).date()
+
+
+def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
+    """[start, end) in UTC of local day `day` in `tz` (23 or 25 hours on a DST change)."""
+    zone = ZoneInfo(tz)
+    start = datetime.combine(day, datetime.min.time(), zone)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def days_to_mark(epoch_ms: int, tz: str) -> set[date]:
+    """The local days whose rollup an event at `epoch_ms` changes.
+
+    Its own day, and the next one when the event lies in the part of its UTC day that the
+    next local day shares: visitor hashes rotate at UTC midnight, so visits and visitors that
+    cross local midnight are joined in the next day's record (`rollups.compute`). A zone this
+    runtime cannot load (no tz database) marks every day the event's UTC day can touch, which
+    only costs a recomputation.
+    """
+    try:
+        day = local_day(epoch_ms, tz)
+        next_start = day_bounds(day + timedelta(days=1), tz)[0]
+    except (ZoneInfoNotFoundError, ValueError):
+        utc_day = day_of(epoch_ms)
+        return {utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)}
+    shares = next_start.date() == day_of(epoch_ms)  # (never for UTC: that day starts later)
+    return {day, day + timedelta(days=1)} if shares else {day}
+
+
 def dirty_item(site: str, day: date, marked_at_ms: int) -> dict[str, Any]:
-    """A marker that (site, day) got events since its rollup was computed."""
+    """A marker that (site, local day) got events since its rollup was computed."""
     return {
         "pk": {"S": DIRTY_PK},
         "sk": {"S": f"{site}#{day.isoformat()}"},
@@ -213,3 +249,27 @@ def dirty_days(dynamodb: Any, table: str, site: str | None = None) -> list[tuple
         if "LastEvaluatedKey" not in page:
             return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def mark_rolled_up_days(dynamodb: Any, table: str, site: str, marked_at_ms: int) -> int:
+    """Mark every day that has a rollup, and its neighbours, for recomputation (after the
+    site's time zone changed, its local days moved); how many markers were written."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": f"{ROLLUP_PREFIX}{site}"}},
+        "ProjectionExpression": "sk",
+    }
+    days: set[date] = set()
+    while True:
+        page = dynamodb.query(**kwargs)
+        for item in page.get("Items", []):
+            day = date.fromisoformat(item["sk"]["S"].split("#")[0])
+            days |= {day - timedelta(days=1), day, day + timedelta(days=1)}
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    markers = [dirty_item(site, day, marked_at_ms) for day in sorted(days)]
+    if BatchWriter(dynamodb, table).write(markers):
+        raise RuntimeError(f"the rollups of {site} could not all be marked for recomputation")
+    return len(markers)

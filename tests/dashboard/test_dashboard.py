@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.context import today
 from dashboard.data import backend
-from dashboard.format import md_escape
+from dashboard.format import country_label, md_escape
 from dashboard.view import View, period_dates, utc_bounds
 from pipeline import load_events
 from pipeline.local.demo import DEMO_SITE
@@ -52,7 +52,7 @@ def expected_cards(view: View) -> dict[str, str]:
         "Total visits": f"{s.visits:,}",
         "Total pageviews": f"{s.pageviews:,}",
         "Views per visit": f"{s.views_per_visit:.2f}",
-        "Bounce rate": f"{s.bounce_rate * 100:.0f}%",
+        "Bounce rate": f"{s.bounce_rate * 100:.1f}%",
     }
 
 
@@ -85,7 +85,7 @@ def test_a_filter_in_the_url_changes_the_numbers_and_shows_a_removable_chip():
     assert cards(filtered_app) == expected_cards(View(site=DEMO_SITE, filters=(("country", "DE"),)))
     assert cards(filtered_app) != unfiltered
     chip = filtered_app.button(key="chip-country")
-    assert chip.label == "✕ Country: DE"
+    assert chip.label == f"✕ Country: {md_escape(country_label('DE'))}"  # 🇩🇪 Germany
     chip.click().run()
     assert cards(filtered_app) == unfiltered
     assert "f.country" not in filtered_app.query_params
@@ -93,9 +93,12 @@ def test_a_filter_in_the_url_changes_the_numbers_and_shows_a_removable_chip():
 
 def test_adding_a_filter_from_the_sidebar(app):
     fresh = run()
-    fresh.sidebar.selectbox(key="filter_dimension").set_value("referrer_source")
-    fresh.sidebar.text_input(key="filter_value").set_value("Google")
-    fresh.sidebar.button(key="filter_add").click().run()
+    fresh.session_state["filter_box"] = True  # the box reads values only while open
+    fresh.run()
+    fresh.sidebar.selectbox(key="filter_dimension").set_value("referrer_source").run()
+    offered = fresh.sidebar.selectbox(key="filter_value").options
+    assert offered[0] == "Direct / None" and "Google" in offered  # the week's, most first
+    fresh.sidebar.selectbox(key="filter_value").set_value("Google").run()
     assert cards(fresh) == expected_cards(
         View(site=DEMO_SITE, filters=(("referrer_source", "Google"),))
     )
@@ -141,13 +144,14 @@ def test_an_unknown_site_shows_an_empty_state_not_an_error():
 
 def test_pages_table_numbers_equal_the_breakdown(app):
     app.switch_page(str(PAGES_DIR / "top_pages.py")).run()
-    shown = app.dataframe[0].value
+    shown = app.dataframe[0].value  # the top ten, with "Show all" below
     view = View(site=DEMO_SITE)
     first, last = period_dates(view, today(view))
     events = load_events(DEMO_SITE, *utc_bounds(first, last, "UTC"), settings=backend().settings)
-    expected = metrics.breakdown(events, "path")
-    assert shown["Page"].tolist() == expected["value"].tolist()
+    expected = metrics.breakdown(events, "path").head(10)
+    assert shown["value"].tolist() == expected["value"].tolist()
     assert shown["visitors"].tolist() == expected["visitors"].tolist()
+    assert shown["entrances"].tolist() == expected["visits"].tolist()
 
 
 def test_refresh_reads_events_stored_since_the_page_was_cached():

@@ -213,7 +213,7 @@ def test_the_command_line_adds_lists_and_removes_sites(settings, monkeypatch, ca
     assert "shop.example.org: counted from *.example.org; keeps ?q" in capsys.readouterr().out
     assert main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
-    assert "shop.example.org\t*.example.org\tq" in listed
+    assert "shop.example.org\t*.example.org\tq\tUTC" in listed
     assert [s.domain for s in list_sites(settings)] == [
         "example.com",
         "shop.example.org",

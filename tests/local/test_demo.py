@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline import load_drops, load_events
+from pipeline import aws, load_drops, load_events
 from pipeline.local.demo import DEMO_SITE, generate_hits, load_demo
+from pipeline.store.compactor import compact_day
+from pipeline.store.query import load_rollups
+from pipeline.store.storage import ROLLUP_PREFIX, dirty_days
 
 NOW = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)
 
@@ -63,3 +66,51 @@ def test_demo_traffic_goes_through_the_pipeline(server_settings):
     )
     assert summary.queued > 0
     assert live_stored + live_dropped == summary.queued
+
+
+def stored_rollups(settings) -> dict[str, bytes]:
+    """Every stored rollup part of the demo site, by sort key ("day#part")."""
+    found = aws.client("dynamodb", settings).query(
+        TableName=settings.events_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"{ROLLUP_PREFIX}{DEMO_SITE}"}},
+    )["Items"]
+    return {item["sk"]["S"]: bytes(item["b"]["B"]) for item in found}
+
+
+def marked_days(settings) -> list:
+    dynamodb = aws.client("dynamodb", settings)
+    return sorted(day for _, day, _ in dirty_days(dynamodb, settings.events_table, DEMO_SITE))
+
+
+def test_demo_stores_the_compactors_own_rollups_of_its_closed_days(settings):
+    summary = load_demo(settings, now=NOW, days=4, progress=False, roll_up=True)
+    closed = [NOW.date() - timedelta(days=n) for n in (3, 2, 1)]
+    assert summary.rolled_up == closed
+    assert summary.failed == 0 and summary.stored + summary.dropped == summary.hits
+    # Only today stays marked: every closed day is answered from its rollup at once.
+    assert marked_days(settings) == [NOW.date()]
+    days = load_rollups(
+        DEMO_SITE, closed[0], closed[-1], settings=settings, now=NOW, compute_missing=False
+    )
+    assert [day["summary"]["visitors"] for day in days] == [
+        len(load_events(DEMO_SITE, d, d + timedelta(days=1), settings=settings)["visitor"].unique())
+        for d in closed
+    ]
+    written = stored_rollups(settings)
+    assert {sk.split("#")[0] for sk in written} == {d.isoformat() for d in closed}
+    # The compactor, reading every event back from the table, writes the very same bytes.
+    dynamodb = aws.client("dynamodb", settings)
+    for day in closed:
+        compact_day(settings, dynamodb, DEMO_SITE, day, NOW)
+    assert stored_rollups(settings) == written
+
+
+def test_demo_rolls_up_nothing_over_earlier_data(settings):
+    # Without roll_up the compactor finds every written day marked, as before.
+    load_demo(settings, now=NOW, days=3, progress=False)
+    assert marked_days(settings) == [NOW.date() - timedelta(days=n) for n in (2, 1, 0)]
+    # A second load over those events would roll up only its own: it leaves them to the compactor.
+    summary = load_demo(settings, now=NOW, days=3, seed=8, progress=False, roll_up=True)
+    assert summary.rolled_up == [] and stored_rollups(settings) == {}
+    assert marked_days(settings) == [NOW.date() - timedelta(days=n) for n in (2, 1, 0)]

@@ -77,3 +77,33 @@ def test_insights_name_the_source_and_the_weekday():
         == "Visitors from Hacker News: 24.0× the usual Wednesday on Wed 28 Oct (240 visitors, usually 10)"
     )
     assert not any("Google" in line for line in found)
+
+
+def _days(values: list[float], first: str = "2026-10-01") -> pd.Series:
+    return pd.Series(
+        values, index=pd.date_range(first, periods=len(values), freq="D", tz="UTC"), dtype=float
+    )
+
+
+def test_the_zeros_before_a_sites_first_visit_are_no_history():
+    # A 30-day view of a site that started on day 10: the nine zero days before are not "a
+    # usual level of nothing", so its first day (and any of its first two weeks) is never unusual.
+    week = [100, 110, 105, 100, 95, 40, 35]
+    flagged = anomalies.flag(_days([0] * 9 + week * 3), anomalies.PERIODS["day"])
+    assert not flagged["anomaly"].any()
+    first_day = flagged.loc["2026-10-10"]
+    assert first_day["value"].item() == 100 and pd.isna(first_day["baseline"].item())
+
+
+def test_the_first_two_weeks_of_data_are_never_flagged_and_the_third_can_be():
+    week = [100, 110, 105, 100, 95, 40, 35]
+    spike = [100, 110, 900, 100, 95, 40, 35]
+    early = anomalies.flag(_days([0] * 5 + week + spike), 7)
+    assert not early["anomaly"].any()  # a spike in week two: only one earlier week of data
+    later = anomalies.flag(_days([0] * 5 + week + week + spike), 7)
+    assert later.index[later["anomaly"]].strftime("%Y-%m-%d").tolist() == ["2026-10-22"]
+
+
+def test_insights_say_nothing_about_a_site_that_just_started():
+    daily = _days([0] * 20 + [40, 45, 38, 50, 42, 20, 18, 44, 41])
+    assert anomalies.insights_from(daily, {"Visitors from Google": daily * 0.5}) == []
