@@ -94,8 +94,7 @@ def _from_rollups(
         if value
     }
     start, end = utc_bounds(first, last, tz)
-    # Today is still counting: judged against whole days it would always look low.
-    daily = rollups.daily([day for day in days if day["day"] < today.isoformat()])
+    daily = rollups.daily(days)
     return Overview(
         view, first, last,
         summary=rollups.summary(days),
@@ -107,16 +106,12 @@ def _from_rollups(
         ),
         interval=interval,
         tops={d: rollups.breakdown(days, d, limit) for d, limit in TOPS.items()},
-        insights=anomalies.insights_from(daily.set_index("bucket")["visitors"], by_label)
+        insights=anomalies.insights_from(
+            daily.set_index("bucket")["visitors"], by_label, counting=today
+        )
         if len(daily) else [],
         source=ROLLUPS,
     )  # fmt: skip
-
-
-def closed_days(events: pd.DataFrame, tz: str, now: datetime) -> pd.DataFrame:
-    """The events before today's local midnight in `tz`: today is still counting."""
-    midnight = pd.Timestamp(now).tz_convert(tz).normalize()
-    return events[events["ts"] < midnight]
 
 
 def _from_events(data: Data, interval: str, now: datetime, note: str = "") -> Overview:
@@ -142,7 +137,9 @@ def _from_events(data: Data, interval: str, now: datetime, note: str = "") -> Ov
         previous_series=previous_series,
         interval=interval,
         tops={d: metrics.breakdown(data.events, d, limit, table=data.visits) for d, limit in TOPS.items()},
-        insights=anomalies.insights(closed_days(data.events, tz, now), tz),
+        insights=anomalies.insights(
+            data.events, tz, counting=pd.Timestamp(now).tz_convert(tz).date()
+        ),
         source=RAW,
         note=note,
     )  # fmt: skip

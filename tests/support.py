@@ -57,3 +57,14 @@ def as_read(markdown: str) -> str:
     """What a reader sees of escaped Markdown source (AppTest gives the source): backslash
     escapes resolved and md_escape's invisible word joiners removed."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
+
+def fresh_embedded_demo() -> None:
+    """Forget the process's cached dashboard backend and query results. The embedded demo is a
+    moto server inside this process, and moto's state is global: a test of another file that
+    used `mock_aws` on this xdist worker has wiped its tables, so an AppTest module starts its
+    own demo rather than inherit a cached, emptied one."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -34,12 +35,16 @@ def flag(
     threshold: float = 3.5,
     min_change: float = 5,
     min_history: int = 2,
+    data_from: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Columns value, baseline, ratio (value / baseline; NaN from a zero baseline), anomaly."""
+    """Columns value, baseline, ratio (value / baseline; NaN from a zero baseline), anomaly.
+    `data_from`: when the site's data starts (a zero after it is a real zero); by default the
+    series' own first non-zero point."""
     values = series.astype(float)
     # Leading zeros are "no data yet": without this the first day of data stood out against
     # a baseline of zeros and was flagged "unusual".
-    known = values.where(values.ne(0).cummax())
+    started = values.ne(0).cummax() if data_from is None else values.index >= data_from
+    known = values.where(started)
     earlier = pd.concat([known.shift(period * k) for k in range(1, seasons + 1)], axis=1)
     history = earlier.notna().sum(axis=1)
     baseline = earlier.median(axis=1, skipna=True)
@@ -80,18 +85,33 @@ DIMENSION_LABELS = (
 )
 
 
-def insights_from(total: pd.Series, by_label: Mapping[str, pd.Series], limit: int = 5) -> list[str]:
-    """Findings from daily visitor series: the whole site's, and one per labelled value."""
+def insights_from(
+    total: pd.Series,
+    by_label: Mapping[str, pd.Series],
+    limit: int = 5,
+    counting: date | None = None,
+) -> list[str]:
+    """Findings from daily visitor series: the whole site's, and one per labelled value.
+    Days from `counting` on are still counting: low by construction, so only a rise there is
+    a finding (a spike happening now is news; a half-day "drop" is not)."""
     found: list[tuple[float, str]] = []
+    # The site's first day of data is where every series' history starts: a source that
+    # was zero for weeks of the site's life and now brings 50 visitors is news.
+    seen = total[total.ne(0)].index
+    data_from = seen.min() if len(seen) else None
     for label, series in [("All visitors", total), *by_label.items()]:
-        flagged = flag(series, PERIODS["day"])
+        flagged = flag(series, PERIODS["day"], data_from=data_from)
         for day, row in flagged[flagged["anomaly"]].iterrows():
+            if counting and day.date() >= counting and row["value"] <= row["baseline"]:
+                continue
             found.append((_strength(row), _phrase(label, row, day)))
     found.sort(key=lambda item: -item[0])
     return [text for _, text in found[:limit]]
 
 
-def insights(events: pd.DataFrame, tz: str = "UTC", limit: int = 5) -> list[str]:
+def insights(
+    events: pd.DataFrame, tz: str = "UTC", limit: int = 5, counting: date | None = None
+) -> list[str]:
     """Plain-word findings, largest departures first, e.g. "Visitors from Hacker News: 12.0×
     the usual Tuesday on Tue 18 Nov (480 visitors, usually 40)"."""
     if events.empty:
@@ -103,7 +123,7 @@ def insights(events: pd.DataFrame, tz: str = "UTC", limit: int = 5) -> list[str]
         for value, subset in events.groupby(column, observed=True)
         if str(value)
     }
-    return insights_from(daily_visitors(events, tz, start, end), by_label, limit)
+    return insights_from(daily_visitors(events, tz, start, end), by_label, limit, counting)
 
 
 def _strength(row: pd.Series) -> float:

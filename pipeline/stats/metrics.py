@@ -285,26 +285,17 @@ def _bucket_of(moment: pd.Timestamp, tz: str, interval: str) -> pd.Timestamp:
 
 
 def _bucket_range(first: pd.Timestamp, last: pd.Timestamp, interval: str) -> list[pd.Timestamp]:
-    buckets, current = [], first
-    while current <= last:
-        buckets.append(current)
-        current = _bucket_of(_next(current, interval), str(current.tz), interval)
-    return buckets
-
-
-def _next(bucket: pd.Timestamp, interval: str) -> pd.Timestamp:
-    # Calendar steps in local time, so days stay days across daylight-saving changes.
-    steps = {
-        "hour": pd.Timedelta(hours=1),
-        "day": pd.DateOffset(days=1),
-        "week": pd.DateOffset(weeks=1),
-        "month": pd.DateOffset(months=1),
-    }
-    return (
-        bucket + steps[interval]
-        if interval != "hour"
-        else (bucket.tz_convert("UTC") + steps["hour"]).tz_convert(bucket.tz)
-    )
+    """Every bucket from `first` to `last` (both bucket starts), built at once: hours step in
+    absolute time, longer buckets on the calendar's wall time, then floored like the events."""
+    if interval == "hour":
+        hours = pd.date_range(first.tz_convert("UTC"), last.tz_convert("UTC"), freq="h")
+        starts = pd.Series(hours.tz_convert(first.tz))
+    else:
+        step = {"day": "D", "week": "7D", "month": "MS"}[interval]
+        wall = pd.date_range(first.tz_localize(None), last.tz_localize(None), freq=step)
+        local = wall.tz_localize(first.tz, ambiguous=True, nonexistent="shift_forward")
+        starts = pd.Series(local)
+    return list(_floor(starts, interval).drop_duplicates())
 
 
 def _floor(local: pd.Series, interval: str) -> pd.Series:
@@ -317,15 +308,14 @@ def _floor(local: pd.Series, interval: str) -> pd.Series:
             - pd.to_timedelta(into_hour, unit="s")
             - pd.to_timedelta(local.dt.microsecond * 1000 + local.dt.nanosecond, unit="ns")
         )
-    days = local.dt.normalize()
-    if interval == "day":
-        return days
-    # Calendar steps on wall time, then back to the zone: subtracting days of 24 h from an
-    # aware time would land at 23:00 or 01:00 across a daylight-saving change.
-    wall = days.dt.tz_localize(None)
-    back = days.dt.day_of_week if interval == "week" else days.dt.day - 1
-    starts = wall - pd.to_timedelta(back, unit="D")
-    return starts.dt.tz_localize(local.dt.tz, ambiguous=True, nonexistent="shift_forward")
+    # On wall time, then back to the zone: subtracting days of 24 h from an aware time would
+    # land at 23:00 or 01:00 across a daylight-saving change, and where clocks change at
+    # midnight (America/Santiago) a day starts at the first moment that exists.
+    wall = local.dt.tz_localize(None).dt.normalize()
+    if interval != "day":
+        back = wall.dt.day_of_week if interval == "week" else wall.dt.day - 1
+        wall = wall - pd.to_timedelta(back, unit="D")
+    return wall.dt.tz_localize(local.dt.tz, ambiguous=True, nonexistent="shift_forward")
 
 
 def current_visitors(events: pd.DataFrame, now: pd.Timestamp) -> int:

@@ -14,6 +14,7 @@ from dashboard.view import View, period_dates, utc_bounds
 from pipeline import load_events
 from pipeline.local.demo import DEMO_SITE
 from pipeline.stats import metrics
+from tests.support import fresh_embedded_demo
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard_entry.py")
 PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
@@ -39,6 +40,7 @@ def run(**params: str) -> AppTest:
 
 @pytest.fixture(scope="module")
 def app() -> AppTest:
+    fresh_embedded_demo()
     return run()
 
 
@@ -69,7 +71,7 @@ def test_embedded_default_is_labelled_demo_data(app):
 def test_every_page_renders_without_exception_or_error(app, page):
     app.switch_page(str(PAGES_DIR / f"{page}.py")).run()
     assert not app.exception, app.exception
-    assert not app.error
+    assert not app.error, [error.value for error in app.error]
     assert app.title
 
 

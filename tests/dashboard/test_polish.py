@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard import charts
 from dashboard import format as fmt
+from tests.support import fresh_embedded_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "tests" / "dashboard_entry.py")
@@ -220,6 +221,11 @@ def test_the_config_hides_deploy_and_keeps_the_watcher_off_the_venv():
 
 
 # --- the pages, under AppTest on the demo ---
+@pytest.fixture(scope="module", autouse=True)
+def own_demo() -> None:
+    fresh_embedded_demo()
+
+
 def run(page: str, **params: str) -> AppTest:
     """`page` of a fresh app whose URL carries `params` (the view is read from the URL once)."""
     app = AppTest.from_file(APP, default_timeout=180)

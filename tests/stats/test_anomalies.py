@@ -107,3 +107,29 @@ def test_the_first_two_weeks_of_data_are_never_flagged_and_the_third_can_be():
 def test_insights_say_nothing_about_a_site_that_just_started():
     daily = _days([0] * 20 + [40, 45, 38, 50, 42, 20, 18, 44, 41])
     assert anomalies.insights_from(daily, {"Visitors from Google": daily * 0.5}) == []
+
+
+def test_a_day_still_counting_is_news_when_it_rises_and_silent_when_it_is_low():
+    week = [100, 110, 105, 100, 95, 40, 35]
+    history = week * 3
+    today = _days([*history, 100]).index[-1].date()
+    # Three hours into a Monday: 12 visitors, usually 100. Low by construction, not news.
+    morning = _days([*history, 12])
+    assert anomalies.flag(morning, 7)["anomaly"].iloc[-1]  # the rule alone would flag it
+    assert anomalies.insights_from(morning, {}, counting=today) == []
+    # Already 900 by mid-morning: a spike happening now is exactly what to say.
+    surge = _days([*history, 900])
+    found = anomalies.insights_from(surge, {}, counting=today)
+    assert len(found) == 1 and "900 visitors" in found[0]
+    # A closed day's drop is still a finding.
+    assert anomalies.insights_from(morning, {}) != []
+
+
+def test_a_new_source_on_a_site_with_history_is_news():
+    # The site has three weeks of data; Hacker News brought nobody until today's 60 visitors.
+    total = _days([100, 110, 105, 100, 95, 40, 35] * 3 + [160])
+    news = _days([0] * 21 + [60])
+    found = anomalies.insights_from(total, {"Visitors from Hacker News": news})
+    assert any(line.startswith("Visitors from Hacker News: 60 visitors") for line in found)
+    # The same source on a site that started with it today has no history: nothing to say.
+    assert anomalies.insights_from(_days([60]), {"Visitors from Hacker News": _days([60])}) == []
