@@ -47,39 +47,6 @@ def follow_site_timezone() -> None:
     st.session_state.pop("tz", None)
 
 
-# A session's first run starts in Streamlit's legacy pages/ mode, where the frame runs under
-# another script hash than on every later run; widget IDs include that hash, so the sidebar's
-# widgets would be new ones on the second run and a visitor's first choice (a period) was lost.
-# Declaring the navigation leaves that mode; the rerun then draws the frame with stable IDs.
-if "navigation_declared" not in st.session_state:
-    st.session_state["navigation_declared"] = True
-    st.navigation(pages())
-    st.rerun()
-
-
-def view_from_sidebar() -> View:
-    """The view the sidebar's widgets show, with the current filters."""
-    state = st.session_state
-    chosen = state.get("custom_range")
-    first = last = None
-    if (
-        state.get("period") == "custom"
-        and isinstance(chosen, tuple)
-        and len(chosen) == 2
-        and all(isinstance(d, date) for d in chosen)
-    ):
-        first, last = chosen
-    return View(
-        site=(state.get("site") or "").strip().lower(),
-        period=state.get("period") or current_view().period,
-        first=first,
-        last=last,
-        compare=state.get("compare") or "none",
-        tz=state.get("tz") or current_view().tz,
-        filters=current_view().filters,
-    )
-
-
 apply_secrets()
 # The gate comes before any data is read; the demo and local emulators are open.
 require_access(is_demo=not aws_configured())
@@ -132,13 +99,20 @@ with st.sidebar:
         format_func=PRESETS.get,
         key="period",
     )
+    first = last = None
     if st.session_state["period"] == "custom":
         now = today(shown)
-        st.date_input(
+        chosen = st.date_input(
             "Dates",
             value=(shown.first, shown.last) if shown.first and shown.last else (now, now),
             key="custom_range",
         )
+        if (
+            isinstance(chosen, tuple)
+            and len(chosen) == 2
+            and all(isinstance(d, date) for d in chosen)
+        ):
+            first, last = chosen
     st.selectbox(
         "Compare with",
         list(COMPARISONS),
@@ -186,7 +160,18 @@ with st.sidebar:
                     on_change=add_chosen_filter,
                 )
 
-set_view(view_from_sidebar())
+view = current_view()
+set_view(
+    View(
+        site=(st.session_state["site"] or "").strip().lower(),
+        period=st.session_state["period"],
+        first=first,
+        last=last,
+        compare=st.session_state["compare"],
+        tz=st.session_state["tz"],
+        filters=view.filters,
+    )
+)
 
 filter_chips(current_view(), remove_filter)
 

@@ -340,23 +340,3 @@ def test_show_all_lists_every_row_and_a_click_below_the_top_ten_filters_by_that_
     remove_chips(page)
     settle(page, quiet_ms=3000)
     page.close()
-
-
-def test_a_fresh_sessions_first_sidebar_choice_is_kept(demo, browser):
-    # A session's first run is in Streamlit's legacy pages/ mode, under another script hash:
-    # the sidebar's widgets were new ones on the second run and the first choice was lost
-    # (on older code it landed on the first option, Today).
-    url, _ = demo
-    page = open_app(browser, f"{url}/")
-    pick(page, "Period", "12 months")
-    search = page.evaluate("window.location.search")  # replaceState: page.url may lag
-    assert "period=12mo" in search, search
-    assert (
-        page.locator('[data-testid="stSidebar"]')
-        .get_by_role("combobox", name="Period")
-        .input_value()
-        == "Last 12 months"
-    )
-    assert page.get_by_role("heading", level=1).first.inner_text().count("–") == 1
-    assert exceptions(page) == 0
-    page.close()
