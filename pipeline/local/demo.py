@@ -38,7 +38,7 @@ from pipeline.enrich.sites import new_site, register_site
 from pipeline.ingest.contract import build_message, encode_message
 from pipeline.resources import queue_url
 from pipeline.store import rollups
-from pipeline.store.compactor import _clear_marker, site_zones
+from pipeline.store.compactor import clear_marker, site_zones
 from pipeline.store.query import days_between, events_frame
 from pipeline.store.storage import (
     ROLLUP_PREFIX,
@@ -361,7 +361,7 @@ def roll_up_closed_days(
             continue  # still open: read raw until it closes, as the compactor leaves it
         frames = day_frames(items, site, day, tz, settings.shards_for(site))
         store_rollup(settings, dynamodb, site, day, frames, now, tz)
-        _clear_marker(dynamodb, settings.events_table, site, day, marked_at)
+        clear_marker(dynamodb, settings.events_table, site, day, marked_at)
         done.append(day)
     return done
 

@@ -56,7 +56,7 @@ def compact_day(
     return len(events) + len(before if before is not None else ()), len(items)
 
 
-def _clear_marker(dynamodb: Any, table: str, site: str, day: date, marked_at: str) -> None:
+def clear_marker(dynamodb: Any, table: str, site: str, day: date, marked_at: str) -> None:
     try:
         dynamodb.delete_item(
             TableName=table,
@@ -85,7 +85,7 @@ def compact(
             if day_bounds(day, tz)[1] > now:
                 continue  # still open: it is read raw until it closes
             read, written = compact_day(settings, dynamodb, site, day, now, tz)
-            _clear_marker(dynamodb, settings.events_table, site, day, marked_at)
+            clear_marker(dynamodb, settings.events_table, site, day, marked_at)
             report.days.append((site, day.isoformat()))
             report.events_read += read
             report.items_written += written
