@@ -240,15 +240,12 @@ def site_timezone(site: str) -> str:
 
 
 def _open_day(site: str, day: date, tz: str, with_join: bool) -> dict:
-    """Today's record, computed from its raw events with the rollups' own code. The read goes
+    """Today's record, computed from its raw events with the rollups' own code. The reads go
     through the raw-event cache, so `↻ Refresh data` renews it as it renews everything."""
     start, end = day_bounds(day, tz)
-    # For the join: the previous day's part of the UTC day today starts in (none in UTC).
-    lo = datetime.combine(start.date(), time.min, UTC) if with_join else start
-    frame = events(site, lo, end)
-    today = frame["ts"] >= pd.Timestamp(start)
-    before = frame[~today].reset_index(drop=True) if with_join else None
-    return rollups.compute(frame[today].reset_index(drop=True), site, day, tz, before)
+    today = events(site, start, end)
+    before = rollups.read_before(lambda lo, hi: events(site, lo, hi), today, day, tz)
+    return rollups.compute(today, site, day, tz, before if with_join else None)
 
 
 def rollup_days(site: str, first: date, last: date, tz: str, today: date) -> list[dict]:

@@ -21,7 +21,7 @@ def live() -> None:
     view, now = current_view(), datetime.now(UTC)
     try:
         recent = metrics.filter_events(
-            live_events(view.site, now - timedelta(minutes=30), now), dict(view.filters)
+            live_events(view.site, now - timedelta(minutes=30), now), view.filters
         )
     except PipelineError as exc:
         st.error(md_escape(exc))
@@ -59,7 +59,9 @@ def live() -> None:
         },
     )
     right.subheader("Live feed")
-    right.dataframe(fmt.live_feed(recent, view.tz), hide_index=True, width="stretch")
+    # Engagement events (a page left) are no hits a person would recognise in a feed.
+    hits = recent[recent["name"] != metrics.ENGAGEMENT]
+    right.dataframe(fmt.live_feed(hits, view.tz), hide_index=True, width="stretch")
     st.caption(
         f"Times in {md_escape(view.tz)}. Updated {now.astimezone(ZoneInfo(view.tz)):%H:%M:%S}, every 10 seconds."
     )

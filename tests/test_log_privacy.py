@@ -1,4 +1,5 @@
-"""No raw IP or User-Agent in any log line: collector, worker, consumer (the Lambda's logs)."""
+"""No raw IP or User-Agent in any log line: collector, worker, consumer (the Lambda's logs);
+nor in the stored events, engagement events included."""
 
 from __future__ import annotations
 
@@ -31,15 +32,41 @@ def test_pipeline_logs_carry_no_ip_user_agent_or_query(server_settings, caplog):
                 headers={"User-Agent": ua, "CloudFront-Viewer-Address": f"{ip}:443"},
                 timeout=10,
             )
+        # Engagement events: one stored, one dropped (`bad_engagement`) for values that carry
+        # the visitor's address, which the drop path must not log either.
+        for engaged, depth in (("42000", "80"), (ip, f"{ip}LOGSECRET")):
+            requests.get(
+                running.pixel,
+                params={
+                    "d": "example.com",
+                    "u": "https://example.com/a?token=LOGSECRET",
+                    "n": "engagement",
+                    "e": engaged,
+                    "sd": depth,
+                },
+                headers={"User-Agent": ua, "CloudFront-Viewer-Address": f"{ip}:443"},
+                timeout=10,
+            )
         requests.get(
             running.pixel,
             params={"d": "example.com"},
             headers={"User-Agent": "curl/8.5.0"},
             timeout=10,
         )
-        wait_for(lambda: len(running.events()) == 2)
+        wait_for(lambda: len(running.events()) == 3)
+        wait_for(lambda: running.drops() == {"bot": 1, "bad_engagement": 1})
+        stored = running.events()
     finally:
         running.close()
+    engagement = stored[stored["name"] == "engagement"]
+    assert (
+        engagement["engagement_ms"].tolist() == [42000]
+        and engagement["visitor"].str.len().eq(16).all()
+    )
+    # No field of any stored event, engagement included, holds the address or the UA.
+    dumped = stored.to_csv()
+    for secret in (ip, ua, "LogProbe", "LOGSECRET"):
+        assert secret not in dumped, secret
     lines = [record.getMessage() for record in caplog.records]
     assert any("batch: stored=" in line for line in lines)  # the consumer did log
     assert any(line.startswith("GET /pixel") for line in lines)  # and so did the collector

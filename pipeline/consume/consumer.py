@@ -6,7 +6,9 @@ whose write DynamoDB would not take after retries, is reported in `batchItemFail
 redelivers only it (and moves it to the DLQ after the queue's maxReceiveCount) while its
 neighbours are stored. A failure is logged with the message id and the exception's type and
 code location, never its text, which could quote a User-Agent or an IP. Enriched events and
-drops are written together in batches of 25.
+drops are written together in batches of 25. Each batch reads the salts its hits need: their
+UTC day's, and for hits of a day's first `CARRY_OVER` minutes the day before's too (their
+`prev_visitor`, see `pipeline.enrich.salts`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from pipeline.enrich.datacentres import Ranges, RangesCache
 from pipeline.enrich.salts import SaltStore
 from pipeline.enrich.sites import Site, SiteRegistry
 from pipeline.enrich.spam import BlocklistCache
-from pipeline.enrich.steps import Context, Dropped, Event, Hit, enrich, hit_from_message
+from pipeline.enrich.steps import (
+    Context,
+    Dropped,
+    Event,
+    Hit,
+    enrich,
+    hit_from_message,
+    in_carry_over,
+)
 from pipeline.errors import MalformedMessage, PipelineError
 from pipeline.ingest.contract import parse_message
 from pipeline.stack import settings_from_env
@@ -62,6 +72,14 @@ def still_marked(
     if end_of_day is None:
         end_of_day = datetime.combine(key[1] + timedelta(days=1), datetime.min.time(), UTC)
     return key in marked_open_days and end_of_day - now >= REMARK_BEFORE_MIDNIGHT
+
+
+def salt_days(hit: Hit) -> set[date]:
+    """The UTC days whose salts `hit` is hashed with: its own, and the day before for a hit in
+    the first `CARRY_OVER` minutes after midnight (its `prev_visitor`)."""
+    if in_carry_over(hit.received_at_ms, hit.day):
+        return {hit.day, hit.day - timedelta(days=1)}
+    return {hit.day}
 
 
 def _zone_of(site: Site | None) -> str:
@@ -128,7 +146,8 @@ class Consumer:
                 _log_failure(message_id, "parsing", exc)
                 outcome.failures.append(message_id)
 
-        salts, salt_failures = self._salts_for({hit.day for _, hit in hits}, now)
+        needed = set().union(*(salt_days(hit) for _, hit in hits))
+        salts, salt_failures = self._salts_for(needed, now)
         registry = self._registry_for({hit.site for _, hit in hits})
         sites, spam, ranges = registry or ({}, frozenset(), NO_RANGES)
         ctx = Context(
@@ -143,7 +162,9 @@ class Consumer:
         zones: dict[str, str] = {}
         marked_by: dict[str, set[tuple[str, date]]] = {}
         for message_id, hit in hits:
-            if hit.day in salt_failures or registry is None:
+            # A salt that could not be read (not one outside the window: that is None, and
+            # gives `stale` or no `prev_visitor`) leaves the hit for redelivery.
+            if salt_days(hit) & salt_failures or registry is None:
                 outcome.failures.append(message_id)
                 continue
             try:

@@ -5,6 +5,11 @@
 table so every consumer instance uses the same one, usable for its day and the next (late
 events), and deleted after that: two days on, a hash can no longer be recomputed or
 linked to any other day.
+
+Visits across midnight: for a hit received within `CARRY_OVER` after a UTC midnight, the
+consumer also hashes it under the previous day's salt (`prev_visitor`), which is still inside
+the window then, so the metrics can continue a visit that began before midnight. That salt is
+deleted on the same schedule; the second hash exists only for hits of those first minutes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from pipeline.aws import error_code
 
 SALT_BYTES = 32
 SALT_LIFETIME_DAYS = 2  # the salt of day D exists on D and D+1, and is gone from D+2 on
+# Plausible continues a visit while the gap to its previous event, in whole minutes (cut),
+# is <= 30: anything under 31 minutes. A hit later than this after midnight can't continue a
+# visit of the day before (every event of that day is at least 31 minutes older), so only the
+# hits of these first minutes need the previous day's hash.
+CARRY_OVER = timedelta(minutes=31)
 
 
 def visitor_hash(salt: bytes, site: str, ip: str, user_agent: str) -> str:

@@ -12,14 +12,14 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pipeline.enrich import geo, referrers
 from pipeline.enrich.datacentres import EMPTY as NO_RANGES
 from pipeline.enrich.datacentres import Ranges, in_datacentre
-from pipeline.enrich.salts import visitor_hash
+from pipeline.enrich.salts import CARRY_OVER, visitor_hash
 from pipeline.enrich.sites import Site, host_allowed
 from pipeline.enrich.spam import is_spam
 from pipeline.enrich.text import clean, without_lone_surrogates
@@ -36,6 +36,13 @@ MAX_PROP_KEY = 300
 MAX_PROP_VALUE = 2000
 MAX_SCREEN_WIDTH = 20000
 PAGEVIEW = "pageview"
+# Plausible's tracker sends this event when a page is hidden or left: engaged time and the
+# deepest scroll. It carries `engagement_ms` and `scroll_depth`; no other event does.
+ENGAGEMENT = "engagement"
+# A page "engaged" longer than a day is a tab left open with a clock gone wrong: cut, not lost.
+MAX_ENGAGEMENT_MS = 24 * 60 * 60 * 1000
+# Engaged time and depth are short integers; a longer text is not a number we'd trust anyway.
+MAX_NUMBER_TEXT = 20
 
 
 class DropReason(StrEnum):
@@ -48,6 +55,7 @@ class DropReason(StrEnum):
     FOREIGN_HOST = "foreign_host"  # the page's host is not one of the site's hostnames
     REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
     DATACENTRE = "datacentre"  # sent from a cloud provider's published address ranges
+    BAD_ENGAGEMENT = "bad_engagement"  # an engagement event without a usable engaged time
 
 
 # What each drop means, in words a site owner can act on (the dashboard's health page shows them).
@@ -64,6 +72,10 @@ DROP_EXPLANATIONS = {
     ),
     DropReason.DO_NOT_TRACK: "the visitor asked not to be tracked (DNT / GPC, when respected)",
     DropReason.STALE: "older than the two-day salt window when it was processed",
+    DropReason.BAD_ENGAGEMENT: (
+        "an engagement event whose engaged time was missing, negative or not a number "
+        "(a broken or modified tracking script)"
+    ),
 }
 
 
@@ -80,6 +92,8 @@ class Hit:
     name: str
     props_json: str
     screen_width: str
+    engaged_ms: str
+    scroll_depth: str
     user_agent: str
     ip: str
     headers: Mapping[str, str]
@@ -128,6 +142,9 @@ def hit_from_message(message: PixelMessage) -> Hit:
         name=query["n"],
         props_json=query["p"],
         screen_width=query["w"],
+        # Version-1 messages have no `e`/`sd`: "" (parse_message fills every key).
+        engaged_ms=query.get("e", ""),
+        scroll_depth=query.get("sd", ""),
         user_agent=headers["user-agent"],
         ip=geo.client_ip(headers, without_lone_surrogates(message.source_ip)),
         headers=headers,
@@ -215,11 +232,37 @@ def add_geo(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     }
 
 
+def add_engagement(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    """Engaged time and scroll depth, on engagement events only (others ignore `e`/`sd`)."""
+    if event.get("name") != ENGAGEMENT:
+        return event
+    engaged = parse_engaged_ms(hit.engaged_ms)
+    if engaged is None:
+        return Dropped(DropReason.BAD_ENGAGEMENT)
+    depth = parse_scroll_depth(hit.scroll_depth)
+    extra = {"engagement_ms": engaged} | ({} if depth is None else {"scroll_depth": depth})
+    return {**event, **extra}
+
+
+def in_carry_over(received_at_ms: int, day: date) -> bool:
+    """Whether a hit arrived within `CARRY_OVER` after the UTC midnight that began `day`: a
+    visit of the day before may still be going on, so the hit is hashed under both salts."""
+    midnight = datetime.combine(day, datetime.min.time(), UTC)
+    received = datetime.fromtimestamp(received_at_ms / 1000, tz=UTC)
+    return received - midnight < CARRY_OVER
+
+
 def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     salt = ctx.salts.get(hit.day)
     if salt is None:
         return Dropped(DropReason.STALE)
-    return {**event, "visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
+    event = {**event, "visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
+    # Only hits just after midnight pay the second hash, and only while yesterday's salt is
+    # still held (it is deleted on schedule all the same); "" is never stored, to keep items small.
+    previous = ctx.salts.get(hit.day - timedelta(days=1))
+    if previous is not None and in_carry_over(hit.received_at_ms, hit.day):
+        event["prev_visitor"] = visitor_hash(previous, hit.site, hit.ip, hit.user_agent)
+    return event
 
 
 STEPS: tuple[Step, ...] = (
@@ -230,6 +273,7 @@ STEPS: tuple[Step, ...] = (
     add_page,
     add_referrer,
     add_name_and_props,
+    add_engagement,
     add_client,
     add_screen,
     add_geo,
@@ -319,6 +363,33 @@ def parse_screen_width(raw: str) -> int | None:
     except ValueError:
         return None
     return width if 0 < width <= MAX_SCREEN_WIDTH else None
+
+
+# Plain decimal text only: float() would also take "1_000", "1e3", "nan" and non-ASCII digits.
+_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?")
+
+
+def _number(raw: str) -> float | None:
+    """A decimal number from text, or None when it is not one (or absurdly long)."""
+    text = raw.strip()
+    if len(text) > MAX_NUMBER_TEXT or not _NUMBER.fullmatch(text):
+        return None
+    return float(text)
+
+
+def parse_engaged_ms(raw: str) -> int | None:
+    """Engaged milliseconds, whole (a fraction is cut): None when missing, not a number or
+    negative (the event is dropped); more than `MAX_ENGAGEMENT_MS` is cut to it."""
+    engaged = _number(raw)
+    if engaged is None or engaged < 0:
+        return None
+    return int(min(engaged, MAX_ENGAGEMENT_MS))
+
+
+def parse_scroll_depth(raw: str) -> int | None:
+    """Scroll depth in whole percent, clamped into 0..100; None (left out) when not a number."""
+    depth = _number(raw)
+    return None if depth is None else int(max(0.0, min(depth, 100.0)))
 
 
 def screen_class(width: int | None) -> str:

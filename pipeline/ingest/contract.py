@@ -5,26 +5,36 @@ Gateway request template (`infra/pixel_request.vtl`, AWS) and the local collecto
 (`pipeline.ingest.collector`). Both read only the named parameters and headers below, so the
 message is bounded and the same for the same request.
 
-Message, version 1 (JSON object, ASCII only; non-ASCII is `\\uXXXX`-escaped, so SQS's
+Message, version 2 (JSON object, ASCII only; non-ASCII is `\\uXXXX`-escaped, so SQS's
 character rules always hold):
 
-- `v` (int): contract version, `1`.
+- `v` (int): contract version, `2` (`1` is still accepted: see below).
 - `request_id` (string): the request's id (`$context.requestId`; a UUID locally), 1-64 of
   `[A-Za-z0-9-]`; the event's idempotency key.
 - `received_at` (int): epoch milliseconds when the request arrived.
 - `source_ip` (string): the TCP peer (`$context.identity.sourceIp`); used only when
   `cloudfront-viewer-address` is empty.
-- `query` (object): `d` site, `u` page URL, `r` referrer, `n` event name, `p` props (JSON
-  text), `w` screen width; always all six keys, `""` when absent.
+- `query` (object), always all eight keys, `""` when absent:
+  - `d` site, `u` page URL, `r` referrer, `n` event name, `p` props (JSON text), `w` screen
+    width (version 1's six keys);
+  - `e` engaged time in milliseconds (integer text) and `sd` maximum scroll depth in percent
+    (integer text, 0-100): new in version 2, sent by the script only with `n=engagement`.
+    They travel as the text that arrived; enrichment judges them (`add_engagement`), so a
+    bad value can never make a message invalid.
 - `headers` (object): the `FORWARDED_HEADERS` below, lower-case keys, `""` when absent.
 
+Version 1 messages (six query keys, no `e`/`sd`), still in flight when a version-2 producer
+is deployed, stay valid: `parse_message` reads their missing keys as `""`, as for any
+absent parameter.
+
 Every query and header value is cut to `MAX_VALUE_UNITS` UTF-16 code units (Java's string
-length, which is what the template measures), so a message is at most ~220 KB even if every
-character needs a six-byte escape: always under SQS's 256 KiB. A cut that would fall between
-the two halves of a surrogate pair (an emoji) falls before it, one unit short, so no value
-ends in a lone surrogate. Unknown parameters are ignored. The consumer validates the shape
-(`parse_message`) and cleans every value again (lone surrogates included, which a body's JSON
-`\\ud83d` escapes can still carry).
+length, which is what the template measures): 8 query values and 11 headers, 19 values of at
+most 2,048 units, each unit at most a six-byte `\\uXXXX` escape, is 233,472 bytes plus under
+1 KB of keys and punctuation, so a message always stays under SQS's 256 KiB (262,144 bytes).
+A cut that would fall between the two halves of a surrogate pair (an emoji) falls before it,
+one unit short, so no value ends in a lone surrogate. Unknown parameters are ignored. The
+consumer validates the shape (`parse_message`) and cleans every value again (lone surrogates
+included, which a body's JSON `\\ud83d` escapes can still carry).
 """
 
 from __future__ import annotations
@@ -39,10 +49,12 @@ from urllib.parse import parse_qsl
 
 from pipeline.errors import MalformedMessage
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
+# Versions the consumer still reads: messages queued by an older collector or template.
+ACCEPTED_VERSIONS = (1, 2)
 MAX_VALUE_UNITS = 2048
 
-QUERY_KEYS = ("d", "u", "r", "n", "p", "w")
+QUERY_KEYS = ("d", "u", "r", "n", "p", "w", "e", "sd")
 FORWARDED_HEADERS = (
     "user-agent",
     "referer",
@@ -160,7 +172,7 @@ def parse_message(body: str) -> PixelMessage:
     if not isinstance(data, dict):
         raise MalformedMessage("body is not a JSON object")
     version = data.get("v")
-    if version != CONTRACT_VERSION:
+    if isinstance(version, bool) or version not in ACCEPTED_VERSIONS:
         # Only a number is echoed: these reasons are logged, and a string could carry anything.
         shown = version if isinstance(version, int) else f"of type {type(version).__name__}"
         raise MalformedMessage(f"unsupported contract version {shown}")

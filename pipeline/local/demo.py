@@ -3,7 +3,10 @@
 A few weeks of a small product site: daily and weekly rhythm, growth, one Hacker News
 spike, visitors in many cities (with CloudFront-style geo headers), real browser
 User-Agents, search/social/campaign referrers, multi-page visits, bounces, custom events
-and some bots. Every hit becomes a contract message (`build_message`) and is handled by
+and some bots. Every pageview is followed, when its page is left, by the `engagement` event
+Plausible's script sends (engaged time and deepest scroll, longer and deeper on the blog posts
+than on the home page), and a few visits each night run across UTC midnight, so the consumer
+gives their first minutes after it a `prev_visitor` that continues the visit. Every hit becomes a contract message (`build_message`) and is handled by
 `Consumer`, the Lambda code. History goes to the consumer in Lambda-shaped batches with the
 clock set to the hit's own day (so salts rotate as they would have); the last minutes go
 through the real SQS queue and the worker. The history skips SQS because moto's queue
@@ -113,6 +116,17 @@ BOT_USER_AGENTS = (
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
     "curl/8.5.0",
 )
+# Reading behaviour by page: (median engaged seconds, median scroll depth %). Long posts are
+# read longer and further down; the home page and sign-up are glanced at. Others: DEFAULT_READ.
+READING = {
+    "/": (18, 45), "/pricing": (40, 70), "/blog": (25, 55),
+    "/blog/privacy-first-analytics": (150, 80), "/blog/serverless-costs": (110, 70),
+    "/docs": (30, 50), "/docs/install": (75, 85), "/docs/api": (95, 60),
+    "/about": (30, 75), "/signup": (35, 95), "/contact": (20, 90),
+}  # fmt: skip
+DEFAULT_READ = (30, 60)
+# How many visits a night run across UTC midnight (night owls), at least and at most.
+MIDNIGHT_VISITS = (1, 3)
 CUSTOM_EVENTS = {
     "/signup": ("Signup", 0.35, lambda rng: {"plan": rng.choice(["free", "free", "pro", "team"])}),
     "/docs/install": (
@@ -173,32 +187,63 @@ def _headers(ua: str, city: tuple) -> dict[str, str]:
     }
 
 
+def engagement_of(rng: random.Random, path: str, seconds_on_page: float | None) -> tuple[int, int]:
+    """(engaged ms, scroll depth %) for one page view: lognormal around the page's medians,
+    never more than the time the page was shown (`seconds_on_page`, None for a visit's last
+    page, which stays open a while)."""
+    median_s, median_depth = READING.get(path, DEFAULT_READ)
+    seconds = median_s * rng.lognormvariate(0, 0.6)
+    if seconds_on_page is not None:
+        seconds = min(seconds, seconds_on_page * rng.uniform(0.6, 0.95))
+    depth = median_depth * rng.lognormvariate(0, 0.3)
+    return int(seconds * 1000), max(0, min(100, round(depth)))
+
+
 def _visit(
-    rng: random.Random, start: datetime, spike: bool
-) -> list[tuple[datetime, str, str, str]]:
-    """(time, page URL, referrer, event name + props JSON) for one visit."""
+    rng: random.Random, start: datetime, spike: bool, min_length: int = 1
+) -> list[tuple[datetime, str, str, dict[str, str]]]:
+    """(time, page URL, referrer, further query parameters) of each hit of one visit, in
+    time order: pageviews (no further parameters), custom events and engagement events."""
     referrer, query, entry, _ = SOURCES[4] if spike and rng.random() < 0.8 else _pick(rng, SOURCES)
     path = entry or _pick(rng, PAGES)
     # Plausible-like sites see about half the visits bounce.
     length = 1 if rng.random() < 0.45 else 1 + min(int(rng.expovariate(0.6)) + 1, 8)
+    length = max(length, min_length)
     hits, moment = [], start
     for step in range(length):
         url = f"https://{DEMO_SITE}{path}" + (f"?{query}" if query and step == 0 else "")
-        hits.append((moment, url, referrer if step == 0 else f"https://{DEMO_SITE}/", "", ""))
+        shown_at = moment
+        hits.append((moment, url, referrer if step == 0 else f"https://{DEMO_SITE}/", {}))
         if path in CUSTOM_EVENTS:
             name, chance, props = CUSTOM_EVENTS[path]
             if rng.random() < chance:
                 moment += timedelta(seconds=rng.uniform(5, 60))
-                hits.append((moment, url, "", name, encode_message(props(rng))))
+                hits.append((moment, url, "", {"n": name, "p": encode_message(props(rng))}))
         moment += timedelta(seconds=rng.expovariate(1 / 70))
+        # Leaving the page (pagehide, or the next navigation): the script reports engagement,
+        # just before the next pageview, or a while after the last page was read.
+        last = step == length - 1
+        on_page = None if last else (moment - shown_at).total_seconds()
+        engaged_ms, depth = engagement_of(rng, path, on_page)
+        left_at = shown_at + timedelta(milliseconds=engaged_ms + rng.uniform(500, 4000))
+        if not last:  # sent as the page unloads, so before the next pageview
+            left_at = max(shown_at, min(left_at, moment - timedelta(milliseconds=50)))
+        engagement = {"n": "engagement", "e": str(engaged_ms), "sd": str(depth)}
+        hits.append((left_at, url, "", engagement))
         path = _pick(rng, PAGES)
-    return hits
+    return sorted(hits, key=lambda hit: hit[0])
 
 
 def _visitor_hits(
-    rng: random.Random, key: str, starts: list[datetime], spike: bool, now: datetime
+    rng: random.Random,
+    key: str,
+    starts: list[datetime],
+    spike: bool,
+    now: datetime,
+    across: datetime | None = None,
 ) -> list[DemoHit]:
-    """Every hit of one visitor (one device, one place) over one or more visits."""
+    """Every hit of one visitor (one device, one place) over one or more visits. `across`:
+    one visit of at least four pages, moved so it runs across that moment (a midnight)."""
     city = _pick(rng, CITIES)
     ua, screens, _ = _pick(rng, USER_AGENTS)
     ip = f"{rng.randint(11, 199)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
@@ -207,12 +252,15 @@ def _visitor_hits(
     width = rng.choice(screens)
     hits = []
     for visit_start in starts:
-        for n, (moment, url, referrer, name, props) in enumerate(_visit(rng, visit_start, spike)):
+        visit = _visit(rng, visit_start, spike, min_length=4 if across else 1)
+        if across:
+            span = visit[-1][0] - visit[0][0]
+            shift = across - visit_start + span * rng.uniform(0.3, 0.7)
+            visit = [(moment - shift, *rest) for moment, *rest in visit]
+        for n, (moment, url, referrer, extra) in enumerate(visit):
             if moment > now:
                 break
-            query = {"d": DEMO_SITE, "u": url, "r": referrer, "w": str(width)}
-            if name:
-                query |= {"n": name, "p": props}
+            query = {"d": DEMO_SITE, "u": url, "r": referrer, "w": str(width), **extra}
             hits.append(
                 DemoHit(
                     ts_ms=int(moment.timestamp() * 1000),
@@ -245,6 +293,11 @@ def generate_hits(now: datetime, days: int = 28, seed: int = 7) -> Iterator[Demo
             starts = [start] + ([start + timedelta(hours=rng.uniform(1, 5))] if returns else [])
             key = f"demo-{seed}-{index}-{visitor}"
             hits += _visitor_hits(rng, key, starts, index == spike_day, now)
+        midnight = datetime.combine(day, time.min, tzinfo=UTC)
+        for owl in range(rng.randint(*MIDNIGHT_VISITS) if index else 0):
+            # Begun before this day's midnight, going on after it: one visit, two salts.
+            key = f"demo-{seed}-{index}-midnight-{owl}"
+            hits += _visitor_hits(rng, key, [midnight], False, now, across=midnight)
     for visitor in range(rng.randint(3, 6)):
         start = now - timedelta(minutes=rng.uniform(2, 25))
         hits += _visitor_hits(rng, f"demo-{seed}-live-{visitor}", [start], False, now)
@@ -293,24 +346,30 @@ def day_frames(
     shards: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What `query.raw_day(..., with_before=True)` reads from the table for `site`'s local
-    `day`, taken from these stored items instead: the same partitions in the same order (UTC
-    day by day, shard by shard, each by sort key), the same range and frame code."""
-    start, end = day_bounds(day, tz)
-    lo = datetime.combine(start.date(), time.min, UTC)
-    lo_ms, hi_ms = int(lo.timestamp() * 1000), int(end.timestamp() * 1000)
+    `day`, taken from these stored items instead: the same reads (the day, then the previous
+    day's events its join needs, `rollups.read_before`), each over the same partitions in the
+    same order (UTC day by day, shard by shard, each by sort key) and through the same frame
+    code."""
     by_partition: dict[str, list[str]] = {}
     for pk, sk in items:
         by_partition.setdefault(pk, []).append(sk)
-    records = []
-    for utc_day in days_between(lo, end):
-        for shard in range(shards):
-            pk = event_pk(site, utc_day, shard)
-            for sk in sorted(by_partition.get(pk, [])):
-                if lo_ms <= int(sk[:13]) < hi_ms:
-                    records.append(event_from_item(items[(pk, sk)]))
-    events = events_frame(records)
-    cut = events["ts"] >= pd.Timestamp(start)
-    return events[cut].reset_index(drop=True), events[~cut].reset_index(drop=True)
+    for keys in by_partition.values():
+        keys.sort()
+
+    def read(lo: datetime, hi: datetime) -> pd.DataFrame:
+        lo_ms, hi_ms = int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+        records = []
+        for utc_day in days_between(lo, hi):
+            for shard in range(shards):
+                pk = event_pk(site, utc_day, shard)
+                for sk in by_partition.get(pk, []):
+                    if lo_ms <= int(sk[:13]) < hi_ms:
+                        records.append(event_from_item(items[(pk, sk)]))
+        return events_frame(records)
+
+    start, end = day_bounds(day, tz)
+    events = read(start, end)
+    return events, rollups.read_before(read, events, day, tz)
 
 
 def store_rollup(

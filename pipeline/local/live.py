@@ -40,7 +40,15 @@ from pipeline.consume.worker import Worker
 from pipeline.enrich.sites import list_sites, new_site, register_site
 from pipeline.errors import PipelineError
 from pipeline.ingest.collector import CollectorServer, start_collector
-from pipeline.local.demo import CITIES, CUSTOM_EVENTS, DEMO_SITE, PAGES, SOURCES, USER_AGENTS
+from pipeline.local.demo import (
+    CITIES,
+    CUSTOM_EVENTS,
+    DEMO_SITE,
+    PAGES,
+    SOURCES,
+    USER_AGENTS,
+    engagement_of,
+)
 
 log = logging.getLogger("pipeline.local.live")
 # Visits a minute. The demo's days have ~60-100 visitors; one every 20 s keeps Real time busy
@@ -102,7 +110,8 @@ def _screen_width(rng: random.Random, user_agent: str) -> int:
 
 def plan_visit(rng: random.Random, site: str = DEMO_SITE) -> list[LiveHit]:
     """One visit, as the tracker would send it: its pageviews (the first from a source of
-    the demo's mix), the custom events the demo's pages fire, each with its delay."""
+    the demo's mix), the custom events the demo's pages fire and the engagement each page
+    reports when it is left, each with its delay."""
     headers = visitor_headers(rng)
     width = str(_screen_width(rng, headers["User-Agent"]))
     referrer, query, entry, _ = _weighted(rng, SOURCES, [source[-1] for source in SOURCES])
@@ -120,7 +129,13 @@ def plan_visit(rng: random.Random, site: str = DEMO_SITE) -> list[LiveHit]:
                 at = after + rng.uniform(*EVENT_DELAY_S)
                 event = pixel | {"n": name, "r": "", "p": json.dumps(props(rng))}
                 hits.append(LiveHit(at, urlencode(event), headers))
-        after += rng.uniform(*PAGE_GAP_S)
+        shown_at, after = after, after + rng.uniform(*PAGE_GAP_S)
+        # Leaving the page (the next pageview, or closing it): the script's engagement event,
+        # engaged time within the time the page was shown.
+        engaged_ms, depth = engagement_of(rng, path, after - shown_at)
+        left = {"d": site, "n": "engagement", "u": url, "r": "", "w": width}
+        left |= {"e": str(engaged_ms), "sd": str(depth)}
+        hits.append(LiveHit(max(shown_at, after - 0.05), urlencode(left), headers))
         path = _page(rng)
     return sorted(hits, key=lambda hit: hit.after)
 

@@ -1,38 +1,82 @@
 """Metric maths on the events frame: pure pandas, shared by the dashboard and notebooks.
 
-Definitions follow Plausible, so numbers can be compared:
+Definitions follow Plausible's (its session cache and stats queries), so a site owner moving
+from Plausible sees the same numbers for the same traffic:
 
-- **Visit**: one visitor's events with no gap of 30 minutes or more.
-- **Unique visitors**: distinct visitor hashes. The hash's salt rotates every UTC day, so one
-  person on two days is two hashes by design: over several days, unique visitors are the sum
-  of each day's unique visitors.
-- **Bounce rate**: visits with exactly one pageview and no custom event, over visits.
-- **Visit duration**: last event time - first event time of a visit, averaged over visits.
-- **Views per visit**: pageviews / visits.
+- **Visit**: one visitor's events, each at most 30 minutes after the visit's previous event
+  (timestamps truncated to the second, as Plausible stores them). Plausible's session cache
+  keeps a visit for 30 minutes after its last event (`global_ttl`, expired every 10 s) and
+  its lookup also asks for at most 30 whole minutes: live, a gap of up to 30:00 continues and
+  one past it starts a new visit (between 30:00 and 30:10 Plausible itself varies; we end it).
+- **Visits across the UTC salt change**: the visitor hash's salt rotates at UTC midnight. For
+  a hit in the first 31 minutes of a UTC day (30 and a margin) the consumer also stores
+  `prev_visitor`, the same person's hash under the previous day's salt; the visit of that hash
+  continues when the gap rule holds (Plausible looks its session up under both ids). Unique
+  visitors stay distinct hashes (Plausible counts `uniq(user_id)`), so that person is one
+  visit and two visitors.
+- **Engagement events** (`engagement`, sent by the tracker when a page is hidden or left, with
+  engaged time and scroll depth) keep a visit alive (they count for the gap rule) but are not
+  pageviews or custom events, never un-bounce a visit, never extend its duration, never start
+  one (an engagement with no visit around it is ignored, as Plausible drops it).
+- **Unique visitors**: distinct visitor hashes of the (non-engagement) events. One person on two
+  days is two hashes by design, so over several days unique visitors are the sum of each day's.
+- **Bounce rate**: visits with exactly one event (pageview or custom event), over visits. With a
+  page filter: over the visits that *entered* on a matching page.
+- **Visit duration**: the visit's last event time minus its first (engagement excluded), averaged
+  over visits. With a page filter: over the visits that contain a matching page.
+- **Views per visit**: pageviews / visits (with a page filter: the page's pageviews over the
+  visits that contain it; Plausible does not show this number under a page filter).
+- **Exit rate** of a page: visits that ended there / pageviews of the page.
+- **Time on page**: engaged seconds on the page / the number of (visit, page) pairs with
+  engagement on it. A page without any engagement in the range gets Plausible's legacy figure:
+  in each visit, the time from an event on the page to the visit's next event, summed per page,
+  over the number of distinct (visit, page, next page) transitions to another page.
+- **Scroll depth** of a page: the maximum depth (0-100) per (visit, page) among its engagement
+  events, averaged over those pairs.
 - **Current visitors**: distinct visitors with an event in the last 5 minutes.
+- **Filters** (`Filter`): is / is not / contains (case-insensitive), several values OR-ed,
+  filters AND-ed. A filter on a visit dimension (source, UTM, place, device, entry/exit page)
+  keeps whole visits by their first event's value, as Plausible's session filters do. A filter
+  on an event dimension (page, hostname, event name, `props.<key>`) keeps the matching events,
+  and the visits that contain one (measured whole: duration, bounce).
+- **Goals**: a custom event name, or a page path starting with "/"; `*` matches within one
+  path segment and `**` across segments (in event names `*` matches anything).
 
-Edge cases, written down once: every metric of an empty frame is 0 (rates too, never NaN);
-a percent change from a zero or missing baseline is `None` (shown as "—"), except 0 → 0,
-which is 0 %.
+Edge cases, written down once: every metric of an empty frame is 0 (rates too, never NaN),
+except time on page and scroll depth, which are NaN ("—") without data; a percent change from a
+zero or missing baseline is `None` (shown as "—"), except 0 → 0, which is 0 %.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 PAGEVIEW = "pageview"
+ENGAGEMENT = "engagement"
+# A new visit starts after a gap of more than this (Plausible's session cache lifetime).
 VISIT_GAP = pd.Timedelta(minutes=30)
 CURRENT_WINDOW = pd.Timedelta(minutes=5)
+MAX_SCROLL_DEPTH = 100
+NONE_VALUE = "(none)"  # a property breakdown's value for events without the key
 # Dimensions that describe a whole visit: a visit counts for the value its first event has.
 VISIT_DIMENSIONS = (
     "referrer_source", "referrer", "utm_source", "utm_medium", "utm_campaign", "utm_term",
     "utm_content", "country", "region", "city", "browser", "browser_version", "os",
-    "os_version", "device", "screen", "hostname",
+    "os_version", "device", "screen",
 )  # fmt: skip
+# Visit dimensions a filter can name besides those: where the visit entered and left.
+VISIT_PAGES = ("entry_page", "exit_page")
+# Dimensions of single events (Plausible's event:*): a filter keeps the matching events.
+EVENT_DIMENSIONS = ("path", "hostname", "name")
+PROPS_PREFIX = "props."
+OPERATORS = ("is", "is_not", "contains")
 
 
 @dataclass(frozen=True)
@@ -52,105 +96,333 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / denominator if denominator else 0.0
 
 
-def filter_events(events: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFrame:
-    """The events that match every filter (filters combine with AND).
-
-    A filter on a visit dimension (source, UTM, place, device, ...) keeps whole visits whose
-    first event has that value, as Plausible's session filters do: a visit that arrived from
-    Google keeps its later pages, whose own referrer is the site itself. A filter on a page or
-    an event name keeps the matching events.
-    """
-    mask = np.ones(len(events), dtype=bool)
-    for column, value in filters.items():
-        if column not in VISIT_DIMENSIONS:
-            mask &= (events[column].astype(str) == str(value)).to_numpy()
-    by_visit = {c: v for c, v in filters.items() if c in VISIT_DIMENSIONS}
-    if by_visit and len(events):
-        order, starts = _visit_order(events)
-        first_rows = order[starts]
-        keep_visit = np.ones(len(starts), dtype=bool)
-        for column, value in by_visit.items():
-            keep_visit &= events[column].astype(str).to_numpy()[first_rows] == str(value)
-        keep_row = np.empty(len(order), dtype=bool)
-        keep_row[order] = keep_visit[_visit_numbers(len(order), starts)]
-        mask &= keep_row
-    return events[mask]
+# --- Filters -----------------------------------------------------------------------------
 
 
-def _visit_order(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Row order by visitor then time, and the sorted positions where a visit starts."""
-    codes, _ = pd.factorize(events["visitor"])
-    stamps = events["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype("int64")
-    order = np.lexsort((stamps, codes))
-    codes, stamps = codes[order], stamps[order]
-    gap_us = VISIT_GAP // pd.Timedelta(microseconds=1)
+@dataclass(frozen=True)
+class Filter:
+    """One filter: `dimension` (a frame column or "props.<key>"), an operator, OR-ed values."""
+
+    dimension: str
+    operator: str = "is"
+    values: tuple[str, ...] = ()
+
+    @property
+    def on_visit(self) -> bool:
+        return self.dimension in VISIT_DIMENSIONS or self.dimension in VISIT_PAGES
+
+
+def is_property(dimension: str) -> bool:
+    return dimension.startswith(PROPS_PREFIX) and len(dimension) > len(PROPS_PREFIX)
+
+
+def known_dimension(dimension: str) -> bool:
+    return (
+        dimension in VISIT_DIMENSIONS
+        or dimension in VISIT_PAGES
+        or dimension in EVENT_DIMENSIONS
+        or is_property(dimension)
+    )
+
+
+def filter_from(dimension: str, operator: str = "is", values: str | Iterable[str] = ()) -> Filter:
+    """A validated filter; a ValueError's message is a sentence to show as it is."""
+    if operator not in OPERATORS:
+        raise ValueError(f"Unknown filter operator {operator!r}: use is, is_not or contains.")
+    if not known_dimension(dimension):
+        raise ValueError(f"Unknown filter dimension {dimension!r}.")
+    found = (values,) if isinstance(values, str) else tuple(str(v) for v in values)
+    if not found:
+        raise ValueError(f"The filter on {dimension!r} has no value.")
+    return Filter(dimension, operator, found)
+
+
+FilterLike = Filter | Mapping[str, str] | Iterable[Filter | tuple[str, str]] | None
+
+
+def as_filters(filters: FilterLike) -> tuple[Filter, ...]:
+    """Filters from a `Filter`, several, legacy (dimension, value) pairs or a {dimension: value}
+    dict (equality, as before operators existed)."""
+    if not filters:
+        return ()
+    if isinstance(filters, Filter):
+        return (filters,)
+    if isinstance(filters, Mapping):
+        return tuple(filter_from(d, "is", (str(v),)) for d, v in filters.items())
+    found = []
+    for item in filters:
+        if isinstance(item, Filter):
+            found.append(item)
+        else:
+            dimension, value = item
+            found.append(filter_from(dimension, "is", (str(value),)))
+    return tuple(found)
+
+
+def property_values(events: pd.DataFrame, key: str) -> pd.Series:
+    """Every event's value of custom property `key`, "(none)" where it has none."""
+    if "props" not in events or events.empty:
+        return pd.Series(NONE_VALUE, index=events.index, dtype=object)
+    return events["props"].map(
+        lambda props: str(props[key]) if isinstance(props, dict) and key in props else NONE_VALUE
+    )
+
+
+def column_of(events: pd.DataFrame, dimension: str) -> pd.Series:
+    """The values a filter or breakdown on `dimension` reads."""
+    if is_property(dimension):
+        return property_values(events, dimension[len(PROPS_PREFIX) :])
+    if dimension not in events:
+        return pd.Series("", index=events.index, dtype=object)
+    return events[dimension]
+
+
+@lru_cache(maxsize=256)
+def _contains_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE)
+
+
+def _value_matches(values: np.ndarray, flt: Filter) -> np.ndarray:
+    """Whether each distinct value (as text) passes `flt`."""
+    text = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+    if flt.operator == "contains":
+        pattern = _contains_pattern(flt.values)
+        return np.array([bool(pattern.search(v)) for v in text], dtype=bool)
+    inside = np.isin(text, np.array(flt.values, dtype=object))
+    return ~inside if flt.operator == "is_not" else inside
+
+
+def matches(values: pd.Series, flt: Filter) -> np.ndarray:
+    """Row mask of `values` passing `flt`, evaluated once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if len(uniques) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return _value_matches(np.asarray(uniques, dtype=object), flt)[codes]
+
+
+# --- Visits ------------------------------------------------------------------------------
+
+
+def _micros(events: pd.DataFrame) -> np.ndarray:
+    return events["ts"].dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype("int64")
+
+
+def people(events: pd.DataFrame) -> np.ndarray:
+    """A code per row such that the hashes of one person across a salt change share it: a
+    hash whose `prev_visitor` is among the frame's hashes takes that hash's code."""
+    codes, uniques = pd.factorize(events["visitor"])
+    if "prev_visitor" not in events:
+        return codes
+    previous = events["prev_visitor"]
+    linked = (previous.notna() & (previous.astype(str) != "")).to_numpy()
+    if not linked.any():
+        return codes
+    found = pd.Index(np.asarray(uniques, dtype=object)).get_indexer(
+        previous[linked].astype(str).to_numpy()
+    )
+    known = found >= 0
+    link = np.arange(len(uniques))
+    link[codes[linked][known]] = found[known]
+    # Chains: a hash may continue yesterday's, which continued the day before's.
+    for _ in range(64):
+        followed = link[link]
+        if np.array_equal(followed, link):
+            break
+        link = followed
+    return link[codes]
+
+
+@dataclass(frozen=True, eq=False)
+class _Sessions:
+    order: np.ndarray  # row positions by person, then time
+    visit_sorted: np.ndarray  # visit number of each row in that order
+    visit_of: np.ndarray  # visit number of each row in frame order
+
+
+def _sessionize(events: pd.DataFrame) -> _Sessions:
+    persons, micros = people(events), _micros(events)
+    order = np.lexsort((micros, persons))
+    sorted_persons, seconds = persons[order], micros[order] // 1_000_000
+    gap_s = VISIT_GAP // pd.Timedelta(seconds=1)
     starts = np.ones(len(order), dtype=bool)
-    starts[1:] = (codes[1:] != codes[:-1]) | (np.diff(stamps) >= gap_us)
-    return order, np.flatnonzero(starts)
+    # In whole seconds, as Plausible stores times: 30:00.9 after 10:00:00.1 is 30:00.
+    starts[1:] = (sorted_persons[1:] != sorted_persons[:-1]) | (np.diff(seconds) > gap_s)
+    visit_sorted = np.cumsum(starts) - 1
+    visit_of = np.empty(len(order), dtype="int64")
+    visit_of[order] = visit_sorted
+    return _Sessions(order, visit_sorted, visit_of)
 
 
-def _visit_numbers(rows: int, starts: np.ndarray) -> np.ndarray:
-    """For rows in visit order, the number of the visit each belongs to."""
-    marks = np.zeros(rows, dtype="int64")
-    marks[starts] = 1
-    return np.cumsum(marks) - 1
+def shares_a_visit(before: pd.DataFrame, after: pd.DataFrame) -> bool:
+    """Whether one visit holds events of both frames (of consecutive time ranges)."""
+    if before.empty or after.empty:
+        return False
+    visit_of = _sessionize(pd.concat([before, after], ignore_index=True)).visit_of
+    return bool(np.intersect1d(visit_of[: len(before)], visit_of[len(before) :]).size)
+
+
+def _is(events: pd.DataFrame, name: str) -> np.ndarray:
+    return (events["name"] == name).to_numpy()
+
+
+VISIT_COLUMNS = [
+    "visit", "visitor", "start", "end", "duration", "pageviews", "custom_events", "bounce",
+    "entry_page", "exit_page", "entry_hostname", "exit_hostname",
+]  # fmt: skip
+
+
+def _table(events: pd.DataFrame, sessions: _Sessions) -> pd.DataFrame:
+    """One row per visit with at least one event that is not engagement."""
+    dimensions = [c for c in VISIT_DIMENSIONS if c in events]
+    core = ~_is(events, ENGAGEMENT)[sessions.order]
+    rows, visit = sessions.order[core], sessions.visit_sorted[core]
+    if not len(rows):
+        return pd.DataFrame(columns=VISIT_COLUMNS + dimensions)
+    firsts = np.flatnonzero(np.r_[True, visit[1:] != visit[:-1]])
+    lasts = np.r_[firsts[1:], len(rows)] - 1
+    is_pageview = _is(events, PAGEVIEW)[rows]
+    views = np.add.reduceat(is_pageview.astype("int64"), firsts)
+    counts = lasts - firsts + 1
+    # Entry and exit pages: the first and last pageview of each visit.
+    positions = np.flatnonzero(is_pageview)
+    marks = np.zeros(len(rows), dtype="int64")
+    marks[firsts] = 1
+    number = np.cumsum(marks) - 1  # the visit's index in the table, per row
+    pv_visits = number[positions]
+    first_pv = np.unique(pv_visits, return_index=True)[1]
+    last_pv = len(pv_visits) - 1 - np.unique(pv_visits[::-1], return_index=True)[1]
+    every_visit = pd.RangeIndex(len(firsts))
+
+    def page_at(picks: np.ndarray, column: str = "path") -> pd.Series:
+        if column not in events:
+            return pd.Series("", index=every_visit, dtype=object)
+        found = events[column].iloc[rows[positions[picks]]]
+        return pd.Series(np.asarray(found, dtype=object), index=pv_visits[picks]).reindex(
+            every_visit
+        )
+
+    seconds = _micros(events) // 1_000_000
+    start = events["ts"].iloc[rows[firsts]].reset_index(drop=True)
+    table = pd.DataFrame(
+        {
+            "visit": visit[firsts],
+            "visitor": events["visitor"].iloc[rows[firsts]].reset_index(drop=True),
+            "start": start,
+            "end": events["ts"].iloc[rows[lasts]].reset_index(drop=True),
+            # Whole seconds between the first and last event, as Plausible counts them.
+            "duration": (seconds[rows[lasts]] - seconds[rows[firsts]]).astype("float64"),
+            "pageviews": views,
+            "custom_events": counts - views,
+            "bounce": counts == 1,
+            "entry_page": page_at(first_pv),
+            "exit_page": page_at(last_pv),
+            # Entry/exit pages under a hostname filter: where the visit entered or left.
+            "entry_hostname": page_at(first_pv, "hostname"),
+            "exit_hostname": page_at(last_pv, "hostname"),
+        }
+    )
+    for column in dimensions:
+        table[column] = events[column].iloc[rows[firsts]].reset_index(drop=True)
+    return table[VISIT_COLUMNS + dimensions]
+
+
+def visits(events: pd.DataFrame) -> pd.DataFrame:
+    """One row per visit: visit number, visitor (its first hash), start, end, duration (s),
+    pageviews, custom events, bounce, entry and exit page, and the visit's first value of every
+    visit dimension. Pass it to `summary`, `breakdown` and `timeseries` (`table=`) to compute
+    it once."""
+    if events.empty:
+        dimensions = [c for c in VISIT_DIMENSIONS if c in events]
+        return pd.DataFrame(columns=VISIT_COLUMNS + dimensions)
+    return _table(events, _sessionize(events))
 
 
 def with_visits(events: pd.DataFrame) -> pd.DataFrame:
     """The events ordered by visitor and time, with a `visit` number per visit."""
     if events.empty:
         return events.assign(visit=pd.Series(dtype="int64"))
-    order, starts = _visit_order(events)
-    return events.iloc[order].assign(visit=_visit_numbers(len(order), starts))
+    sessions = _sessionize(events)
+    return events.iloc[sessions.order].assign(visit=sessions.visit_sorted)
 
 
-def visits(events: pd.DataFrame) -> pd.DataFrame:
-    """One row per visit: visitor, start, end, duration (s), pageviews, custom events,
-    bounce, entry and exit page, and the visit's first value of every visit dimension.
+# --- Selections --------------------------------------------------------------------------
 
-    Pass it to `summary`, `breakdown` and `timeseries` (`table=`) to compute it once."""
-    columns = ["visit", "visitor", "start", "end", "duration", "pageviews", "custom_events"]
-    columns += ["bounce", "entry_page", "exit_page"]
-    dimensions = [c for c in VISIT_DIMENSIONS if c in events]
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """What a set of filters selects from a range's events, computed once and shared by every
+    metric: the matching events (with their visit numbers) and the visits that count."""
+
+    events: pd.DataFrame  # the matching events; engagement kept where the filters allow
+    visit_of: np.ndarray  # the visit number of each of `events`
+    visits: pd.DataFrame  # the visits that pass the visit filters and hold a matching event
+    page_filter: Filter | None = None  # bounce rate: only visits that entered on such a page
+    source: pd.DataFrame | None = None  # every event of the range (the legacy time on page)
+    source_visit_of: np.ndarray | None = None
+    filters: tuple[Filter, ...] = field(default_factory=tuple)
+    # Arrays every visit-dimension breakdown of this selection shares (see `_event_codes`).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def select(events: pd.DataFrame, filters: FilterLike = ()) -> Selection:
+    """The selection of `filters` (AND-ed) in `events`; see the module docstring."""
+    chosen_filters = as_filters(filters)
     if events.empty:
-        return pd.DataFrame(columns=columns + dimensions)
-    order, starts = _visit_order(events)
-    ends = np.append(starts[1:], len(order)) - 1
-    first_rows, last_rows = order[starts], order[ends]
-    visit_of = _visit_numbers(len(order), starts)
-    is_pageview = (events["name"] == PAGEVIEW).to_numpy()[order]
-    views = np.add.reduceat(is_pageview.astype("int64"), starts)
-    # Entry and exit pages: the first and last pageview of each visit (Arrow takes, no copies
-    # through Python objects: this is the hot path at a million events).
-    positions = np.flatnonzero(is_pageview)
-    pv_visits = visit_of[positions]
-    firsts = np.unique(pv_visits, return_index=True)[1]
-    lasts = len(pv_visits) - 1 - np.unique(pv_visits[::-1], return_index=True)[1]
-    every_visit = pd.RangeIndex(len(starts))
-
-    def page_at(picks: np.ndarray) -> pd.Series:
-        found = events["path"].iloc[order[positions[picks]]]
-        return pd.Series(found.to_numpy(), index=pv_visits[picks]).reindex(every_visit)
-
-    start = events["ts"].iloc[first_rows].reset_index(drop=True)
-    end = events["ts"].iloc[last_rows].reset_index(drop=True)
-    table = pd.DataFrame(
-        {
-            "visit": np.arange(len(starts)),
-            "visitor": events["visitor"].iloc[first_rows].reset_index(drop=True),
-            "start": start,
-            "end": end,
-            "duration": (end - start).dt.total_seconds(),
-            "pageviews": views,
-            "custom_events": (ends - starts + 1) - views,
-            "entry_page": page_at(firsts),
-            "exit_page": page_at(lasts),
-        }
+        none = np.zeros(0, dtype="int64")
+        return Selection(events, none, visits(events), None, events, none, chosen_filters)
+    sessions = _sessionize(events)
+    table = _table(events, sessions)
+    engagement = _is(events, ENGAGEMENT)
+    keep = np.ones(len(table), dtype=bool)
+    matched = np.ones(len(events), dtype=bool)
+    for flt in chosen_filters:
+        if flt.on_visit:
+            keep &= matches(table[flt.dimension], flt)
+        elif flt.dimension == "name":
+            matched &= matches(events["name"], flt) & ~engagement
+        else:
+            matched &= matches(column_of(events, flt.dimension), flt)
+    if not all(f.on_visit for f in chosen_filters):
+        holding = np.unique(sessions.visit_of[matched & ~engagement])
+        keep &= np.isin(table["visit"].to_numpy(), holding)
+    chosen = table[keep].reset_index(drop=True)
+    rows = matched & np.isin(sessions.visit_of, chosen["visit"].to_numpy())
+    picked = events if rows.all() else events[rows]
+    page = next((f for f in chosen_filters if f.dimension == "path"), None)
+    return Selection(
+        picked, sessions.visit_of[rows], chosen, page, events, sessions.visit_of, chosen_filters
     )
-    table["bounce"] = (table["pageviews"] == 1) & (table["custom_events"] == 0)
-    for column in dimensions:
-        table[column] = events[column].iloc[first_rows].reset_index(drop=True)
-    return table[columns + dimensions]
+
+
+def _selection(events: pd.DataFrame | Selection, table: pd.DataFrame | None = None) -> Selection:
+    """A Selection as is; a frame (already filtered, the old way) as every one of its events."""
+    if isinstance(events, Selection):
+        return events
+    if table is None or events.empty:
+        return select(events)
+    sessions = _sessionize(events)
+    return Selection(events, sessions.visit_of, table, None, events, sessions.visit_of)
+
+
+def filter_events(events: pd.DataFrame, filters: FilterLike) -> pd.DataFrame:
+    """The events that match every filter: an event filter keeps the matching events, a visit
+    filter the whole visits whose first event matches (as Plausible's session filters do)."""
+    return select(events, filters).events
+
+
+# --- Numbers -----------------------------------------------------------------------------
+
+
+def _core(selection: Selection) -> tuple[pd.DataFrame, np.ndarray]:
+    """The selection's events that are not engagement, and their visit numbers (computed once
+    per selection: every measure reads them)."""
+    if "core" not in selection.cache:
+        keep = ~_is(selection.events, ENGAGEMENT)
+        if keep.all():
+            selection.cache["core"] = (selection.events, selection.visit_of)
+        else:
+            selection.cache["core"] = (selection.events[keep], selection.visit_of[keep])
+    return selection.cache["core"]
 
 
 def pageviews(events: pd.DataFrame) -> int:
@@ -158,22 +430,30 @@ def pageviews(events: pd.DataFrame) -> int:
 
 
 def unique_visitors(events: pd.DataFrame) -> int:
-    """Distinct visitor hashes (= the sum of daily uniques; see the module docstring)."""
-    return int(events["visitor"].nunique())
+    """Distinct visitor hashes of events other than engagement (= the sum of daily uniques)."""
+    return int(events.loc[~_is(events, ENGAGEMENT), "visitor"].nunique())
 
 
-def summary(events: pd.DataFrame, table: pd.DataFrame | None = None) -> Summary:
-    """The six top-line numbers."""
-    table = visits(events) if table is None else table
-    count = len(table)
-    views = pageviews(events)
+def _bounce_rate(table: pd.DataFrame, page_filter: Filter | None) -> float:
+    if page_filter is not None and len(table):
+        table = table[matches(table["entry_page"], page_filter)]
+    return float(table["bounce"].mean()) if len(table) else 0.0
+
+
+def summary(events: pd.DataFrame | Selection, table: pd.DataFrame | None = None) -> Summary:
+    """The six top-line numbers of a selection (or of every event of a frame)."""
+    selection = _selection(events, table)
+    core, _ = _core(selection)
+    chosen = selection.visits
+    count = len(chosen)
+    views = pageviews(core)
     return Summary(
-        visitors=unique_visitors(events),
+        visitors=int(core["visitor"].nunique()),
         visits=count,
         pageviews=views,
         views_per_visit=_ratio(views, count),
-        bounce_rate=_ratio(table["bounce"].sum(), count) if count else 0.0,
-        visit_duration=float(table["duration"].mean()) if count else 0.0,
+        bounce_rate=_bounce_rate(chosen, selection.page_filter),
+        visit_duration=float(chosen["duration"].mean()) if count else 0.0,
     )
 
 
@@ -186,65 +466,351 @@ def percent_change(current: float, previous: float | None) -> float | None:
     return (current - previous) / previous * 100
 
 
-def _visit_stats(table: pd.DataFrame, key: str) -> pd.DataFrame:
+# --- Engagement: time on page and scroll depth --------------------------------------------
+
+
+def _engaged_pairs(selection: Selection) -> pd.DataFrame:
+    """Per (page, visit) with engagement on a page the visit viewed: engaged ms and the
+    maximum valid scroll depth. Engagement on a page the visit never viewed is ignored."""
+    events, visit_of = selection.events, selection.visit_of
+    columns = ["path", "visit", "engaged_ms", "depth"]
+    engagement = _is(events, ENGAGEMENT)
+    if not engagement.any() or "engagement_ms" not in events:
+        return pd.DataFrame(columns=columns)
+    path = events["path"].astype(str).to_numpy()
+    viewed = _is(events, PAGEVIEW)
+    seen = pd.DataFrame({"path": path[viewed], "visit": visit_of[viewed]}).drop_duplicates()
+    depth = events["scroll_depth"].to_numpy(dtype="float64")[engagement]
+    depth = np.where((depth >= 0) & (depth <= MAX_SCROLL_DEPTH), depth, np.nan)
+    engaged = pd.DataFrame(
+        {
+            "path": path[engagement],
+            "visit": visit_of[engagement],
+            "engaged_ms": events["engagement_ms"].to_numpy(dtype="float64")[engagement],
+            "depth": depth,
+        }
+    ).merge(seen, on=["path", "visit"])
+    grouped = engaged.groupby(["path", "visit"], sort=False)
+    pairs = pd.DataFrame(
+        {"engaged_ms": grouped["engaged_ms"].sum(min_count=1), "depth": grouped["depth"].max()}
+    )
+    return pairs.reset_index()[columns]
+
+
+def _legacy_moves(selection: Selection) -> pd.DataFrame:
+    """Plausible's transition-based time per page: `seconds` from an event on the page to the
+    visit's next event (summed), and `moves`, the distinct (page, next page, visit) moves to
+    another page. Read from every event of the selected visits."""
+    source = selection.source if selection.source is not None else selection.events
+    visit_of = selection.source_visit_of if selection.source is not None else selection.visit_of
+    keep = ~_is(source, ENGAGEMENT) & np.isin(visit_of, selection.visits["visit"].to_numpy())
+    if not keep.any():
+        return pd.DataFrame(columns=["seconds", "moves"], dtype="float64")
+    micros = _micros(source)[keep]
+    steps = pd.DataFrame(
+        {
+            "visit": visit_of[keep],
+            "micros": micros,
+            "second": micros // 1_000_000,
+            "path": source["path"].astype(str).to_numpy()[keep],
+        }
+    ).sort_values(["visit", "micros"], kind="stable")
+    same_visit = (steps["visit"].shift(-1) == steps["visit"]).to_numpy()
+    steps = steps.assign(
+        next_path=steps["path"].shift(-1), took=steps["second"].shift(-1) - steps["second"]
+    )[same_visit]
+    pairs = steps.groupby(["path", "next_path", "visit"], sort=False)["took"].sum().reset_index()
+    pairs["move"] = pairs["path"] != pairs["next_path"]
+    per_page = pairs.groupby("path", sort=False)
+    return pd.DataFrame({"seconds": per_page["took"].sum(), "moves": per_page["move"].sum()})
+
+
+# Additive measures: every breakdown row is a sum of these, so days add up (the rollups store
+# them) and the rates are computed last, in `finish`.
+TOTALS = [
+    "visitors", "visits", "pageviews", "events", "bounces", "bounce_base", "duration",
+    "duration_base", "engaged_ms", "engaged_pairs", "depth_sum", "depth_pairs",
+    "legacy_seconds", "legacy_moves", "page_pageviews",
+]  # fmt: skip
+BREAKDOWN_COLUMNS = ["value", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]
+EXTRA_COLUMNS = {"path": ["time_on_page", "scroll_depth"], "exit_page": ["exit_rate"]}
+
+
+def breakdown_columns(dimension: str) -> list[str]:
+    """The columns `breakdown` returns for `dimension`."""
+    extra = ["events"] if dimension == "name" or is_property(dimension) else []
+    return BREAKDOWN_COLUMNS + EXTRA_COLUMNS.get(dimension, extra)
+
+
+def page_totals(selection: Selection) -> pd.DataFrame:
+    """Engaged time, scroll depth and legacy moves per page (TOTALS' engagement columns)."""
+    pairs = _engaged_pairs(selection)
+    timed = pairs.dropna(subset=["engaged_ms"]).groupby("path")["engaged_ms"]
+    deep = pairs.dropna(subset=["depth"]).groupby("path")["depth"]
+    legacy = _legacy_moves(selection)
+    found = pd.DataFrame(
+        {
+            "engaged_ms": timed.sum(),
+            "engaged_pairs": timed.count(),
+            "depth_sum": deep.sum(),
+            "depth_pairs": deep.count(),
+            "legacy_seconds": legacy["seconds"],
+            "legacy_moves": legacy["moves"],
+        }
+    )
+    return found.fillna(0.0)
+
+
+def _visit_totals(table: pd.DataFrame, key: str) -> pd.DataFrame:
     grouped = table.groupby(key, observed=True, sort=False)
+    visits_per_value = grouped.size()
     return pd.DataFrame(
         {
             "visitors": grouped["visitor"].nunique(),
-            "visits": grouped.size(),
+            "visits": visits_per_value,
             "pageviews": grouped["pageviews"].sum(),
-            "bounce_rate": grouped["bounce"].mean(),
-            "visit_duration": grouped["duration"].mean(),
+            "bounces": grouped["bounce"].sum(),
+            "bounce_base": visits_per_value,
+            "duration": grouped["duration"].sum(),
+            "duration_base": visits_per_value,
         }
     )
 
 
+def _event_totals(selection: Selection, values: pd.Series) -> pd.DataFrame:
+    """Visitors, visits, pageviews and events of the selection's events, per value."""
+    core, visit_of = _core(selection)
+    events = pd.DataFrame(
+        {
+            "value": values.to_numpy(),
+            "visitor": core["visitor"].to_numpy(),
+            "view": _is(core, PAGEVIEW),
+            "visit": visit_of,
+        }
+    )
+    grouped = events.groupby("value", sort=False, dropna=False)
+    return pd.DataFrame(
+        {
+            "visitors": grouped["visitor"].nunique(),
+            "visits": grouped["visit"].nunique(),
+            "pageviews": grouped["view"].sum(),
+            "events": grouped.size(),
+        }
+    )
+
+
+def _event_codes(selection: Selection) -> dict[str, np.ndarray]:
+    """For the selection's non-engagement events: the row of `visits` each belongs to, a code
+    per visitor hash, and whether it is a pageview. Computed once per selection: the rollups
+    break a day down by some twenty dimensions."""
+    if "position" not in selection.cache:
+        core, visit_of = _core(selection)
+        visitor_codes, _ = pd.factorize(core["visitor"], use_na_sentinel=False)
+        selection.cache.update(
+            position=pd.Index(selection.visits["visit"].to_numpy()).get_indexer(visit_of),
+            visitor=visitor_codes.astype("int64"),
+            pageview=_is(core, PAGEVIEW).astype("float64"),
+        )
+    return selection.cache
+
+
+def _value_totals(selection: Selection, dimension: str) -> pd.DataFrame:
+    """A visit dimension: visits, bounces and duration of the visits with each value; visitors
+    and pageviews of the selected events in those visits. Counted with numpy (bincount on
+    value codes): pandas' per-call overhead times twenty dimensions is most of a day's work."""
+    table = selection.visits
+    codes, uniques = pd.factorize(table[dimension], use_na_sentinel=False)
+    size = len(uniques)
+    shared = _event_codes(selection)
+    inside = shared["position"] >= 0
+    event_codes = codes[shared["position"][inside]]
+    visitors = shared["visitor"][inside]
+    # Distinct (value, visitor) pairs, counted per value.
+    pairs = np.unique(event_codes * (int(visitors.max(initial=0)) + 1) + visitors)
+    per_visit = {
+        "visits": np.bincount(codes, minlength=size),
+        "bounces": np.bincount(codes, weights=table["bounce"].to_numpy(float), minlength=size),
+        "duration": np.bincount(codes, weights=table["duration"].to_numpy(float), minlength=size),
+    }
+    return pd.DataFrame(
+        {
+            **per_visit,
+            "bounce_base": per_visit["visits"],
+            "duration_base": per_visit["visits"],
+            "visitors": np.bincount(pairs // (int(visitors.max(initial=0)) + 1), minlength=size),
+            "pageviews": np.bincount(
+                event_codes, weights=shared["pageview"][inside], minlength=size
+            ),
+        },
+        index=pd.Index(np.asarray(uniques, dtype=object)),
+    )
+
+
+def _page_totals(selection: Selection) -> pd.DataFrame:
+    """Per page: its visitors, pageviews and the visits holding it (their whole duration),
+    the bounces of the visits that entered there, engagement and legacy moves."""
+    core, visit_of = _core(selection)
+    paths = core["path"].astype(str)
+    stats = _event_totals(selection, paths)
+    holding = pd.DataFrame({"path": paths.to_numpy(), "visit": visit_of}).drop_duplicates()
+    holding = holding.merge(selection.visits[["visit", "duration"]], on="visit")
+    per_page = holding.groupby("path")["duration"]
+    entered = _visit_totals(selection.visits, "entry_page")
+    entered.index = entered.index.astype(str)
+    stats = stats.assign(
+        duration=per_page.sum(),
+        duration_base=per_page.count(),
+        bounces=entered["bounces"],
+        bounce_base=entered["bounce_base"],
+    )
+    return stats.join(page_totals(selection), how="left")
+
+
+def breakdown_totals(events: pd.DataFrame | Selection, dimension: str) -> pd.DataFrame:
+    """The additive measures (TOTALS) of every value of `dimension`, indexed by value."""
+    selection = _selection(events)
+    if selection.events.empty or selection.visits.empty:
+        return pd.DataFrame(columns=TOTALS, index=pd.Index([], name="value", dtype=object))
+    if dimension == "path":
+        stats = _page_totals(selection)
+    elif dimension == "name" or is_property(dimension):
+        core, _ = _core(selection)
+        values = core["name"].astype(str) if dimension == "name" else column_of(core, dimension)
+        stats = _event_totals(selection, values)
+    elif dimension in VISIT_PAGES:
+        # A hostname filter picks the visits that entered (left) on that host, as Plausible's.
+        table = selection.visits
+        where = "entry_hostname" if dimension == "entry_page" else "exit_hostname"
+        for flt in selection.filters:
+            if flt.dimension == "hostname":
+                table = table[matches(table[where], flt)]
+        stats = _visit_totals(table, dimension)
+        if dimension == "exit_page":
+            core, _ = _core(selection)
+            views = core.loc[_is(core, PAGEVIEW), "path"].astype(str).value_counts()
+            stats["page_pageviews"] = views.reindex(stats.index.astype(str)).to_numpy()
+    else:
+        stats = _value_totals(selection, dimension)
+    stats = stats.reindex(columns=TOTALS).fillna(0.0).astype("float64")
+    stats.index = stats.index.astype(str)
+    return stats.rename_axis("value")
+
+
+def _divide(numerator: pd.Series, denominator: pd.Series, empty: float) -> pd.Series:
+    return (numerator / denominator.where(denominator > 0)).fillna(empty)
+
+
+def finish(totals: pd.DataFrame, dimension: str, limit: int | None = None) -> pd.DataFrame:
+    """Breakdown rows from additive measures: rates computed, most visitors first."""
+    columns = breakdown_columns(dimension)
+    if totals.empty:
+        return pd.DataFrame(columns=columns)
+    t = totals.reset_index()
+    table = pd.DataFrame(
+        {
+            "value": t["value"].astype(str),
+            "visitors": t["visitors"].round().astype("int64"),
+            "visits": t["visits"].round().astype("int64"),
+            "pageviews": t["pageviews"].round().astype("int64"),
+            "bounce_rate": _divide(t["bounces"], t["bounce_base"], 0.0),
+            "visit_duration": _divide(t["duration"], t["duration_base"], 0.0),
+            "events": t["events"].round().astype("int64"),
+        }
+    )
+    if dimension == "name" or is_property(dimension):
+        table["pageviews"] = table["events"]  # the tables show an event count there
+    if dimension == "path":
+        legacy = _divide(t["legacy_seconds"], t["legacy_moves"], np.nan)
+        engaged = _divide(t["engaged_ms"] / 1000, t["engaged_pairs"], np.nan)
+        table["time_on_page"] = engaged.where(t["engaged_pairs"] > 0, legacy)
+        table["scroll_depth"] = _divide(t["depth_sum"], t["depth_pairs"], np.nan)
+    if dimension == "exit_page":
+        table["exit_rate"] = _divide(t["visits"], t["page_pageviews"], 0.0).clip(upper=1.0)
+    table = table[(table["visitors"] > 0) | (table["pageviews"] > 0) | (table["visits"] > 0)]
+    table = table.sort_values(
+        ["visitors", "pageviews", "value"], ascending=[False, False, True], kind="stable"
+    )
+    table = table[columns].reset_index(drop=True)
+    return table.head(limit) if limit else table
+
+
 def breakdown(
-    events: pd.DataFrame,
+    events: pd.DataFrame | Selection,
     dimension: str,
     limit: int | None = None,
     table: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Top values of `dimension`, most visitors first.
 
-    `path` counts the page's own visitors and pageviews (bounce rate and duration of visits
-    that entered there); `entry_page`/`exit_page` and the visit dimensions (source, UTM,
-    place, device, ...) count each visit once, for its first event's value; `name` counts
-    events. Columns: value, visitors, visits, pageviews, bounce_rate, visit_duration.
+    Always: value, visitors, visits, pageviews, bounce_rate, visit_duration.
+    - `path` (Plausible's Pages): visits = visits holding the page, bounce rate of the visits
+      that entered there, duration of the visits holding it; adds time_on_page, scroll_depth
+      (NaN without data). A row equals `summary` under the filter "page is <value>".
+    - `entry_page`: visits = entrances; `exit_page`: visits = exits, adds exit_rate (exits /
+      pageviews of the page).
+    - `name` and `props.<key>`: adds events (`pageviews` holds the events count too, as
+      before); `props.<key>` counts every event, "(none)" for those without the key.
+    - a visit dimension: each visit counts once, for its first event's value.
     """
-    columns = ["value", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]
-    if events.empty:
-        return pd.DataFrame(columns=columns)
-    table = visits(events) if table is None else table
-    if dimension == "path":
-        page_views = events[events["name"] == PAGEVIEW]
-        grouped = page_views.groupby("path", observed=True)
-        stats = pd.DataFrame(
-            {"visitors": grouped["visitor"].nunique(), "pageviews": grouped.size()}
-        )
-        entries = _visit_stats(table, "entry_page")[["visits", "bounce_rate", "visit_duration"]]
-        stats = stats.join(entries, how="left").fillna(
-            {"visits": 0, "bounce_rate": 0.0, "visit_duration": 0.0}
-        )
-    elif dimension == "name":
-        grouped = events.groupby("name", observed=True)
-        stats = pd.DataFrame(
-            {"visitors": grouped["visitor"].nunique(), "pageviews": grouped.size()}
-        )
-        stats = stats.assign(visits=0, bounce_rate=0.0, visit_duration=0.0)
+    return finish(breakdown_totals(_selection(events, table), dimension), dimension, limit)
+
+
+def page_engagement(selection: Selection) -> dict[str, float]:
+    """Time on page (s) and scroll depth (%) over the selection's pages (with a page filter:
+    the matching ones), NaN without data: what the top numbers show under a page filter."""
+    found = page_totals(selection)
+    if selection.page_filter is not None and len(found):
+        found = found[matches(pd.Series(found.index), selection.page_filter)]
+    sums = found.sum()
+    engaged = sums.get("engaged_pairs", 0)
+    moves = sums.get("legacy_moves", 0)
+    if engaged:
+        time_on_page = float(sums["engaged_ms"] / 1000 / engaged)
     else:
-        stats = _visit_stats(table, dimension)
-    stats = stats.rename_axis("value").reset_index()
-    stats["value"] = stats["value"].astype(str)
-    stats = stats.sort_values(
-        ["visitors", "pageviews", "value"], ascending=[False, False, True], kind="stable"
-    )
-    stats = stats[columns].reset_index(drop=True)
-    return stats.head(limit) if limit else stats
+        time_on_page = float(sums["legacy_seconds"] / moves) if moves else float("nan")
+    depth = sums.get("depth_pairs", 0)
+    return {
+        "time_on_page": time_on_page,
+        "scroll_depth": float(sums["depth_sum"] / depth) if depth else float("nan"),
+    }
+
+
+def with_change(
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    key: str = "value",
+    column: str = "visitors",
+) -> pd.DataFrame:
+    """`current` with a "change" column: each row's percent change of `column` against the
+    same `key` in `previous` (a row absent there had 0); None without a comparison."""
+    if previous is None:
+        return current.assign(change=None)
+    before = previous.set_index(key)[column] if len(previous) else pd.Series(dtype="float64")
+    baseline = before.reindex(current[key]).fillna(0).to_numpy()
+    changes = [
+        percent_change(now, then) for now, then in zip(current[column], baseline, strict=True)
+    ]
+    return current.assign(change=pd.Series(changes, index=current.index, dtype=object))
+
+
+def property_keys(events: pd.DataFrame | Selection) -> list[str]:
+    """Every custom property key of the events, the most used first."""
+    frame = events.events if isinstance(events, Selection) else events
+    if "props" not in frame or frame.empty:
+        return []
+    counts: dict[str, int] = {}
+    for props in frame["props"]:
+        if isinstance(props, dict):
+            for key in props:
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(counts, key=lambda k: (-counts[k], k))
+
+
+# --- Time series -------------------------------------------------------------------------
 
 
 def timeseries(
-    events: pd.DataFrame,
+    events: pd.DataFrame | Selection,
     interval: str = "day",
     tz: str = "UTC",
     start: pd.Timestamp | None = None,
@@ -257,15 +823,17 @@ def timeseries(
     there, 0 where nothing happened. A visit counts in the bucket where it starts.
     """
     columns = ["bucket", "visitors", "visits", "pageviews"]
-    buckets = _floor(events["ts"].dt.tz_convert(tz), interval)
+    selection = _selection(events, table)
+    core, _ = _core(selection)
+    buckets = _floor(core["ts"].dt.tz_convert(tz), interval)
     stats = pd.DataFrame(
         {
-            "visitors": events["visitor"].groupby(buckets).nunique(),
-            "pageviews": (events["name"] == PAGEVIEW).groupby(buckets).sum(),
+            "visitors": core["visitor"].groupby(buckets).nunique(),
+            "pageviews": (core["name"] == PAGEVIEW).groupby(buckets).sum(),
         }
     )
-    table = visits(events) if table is None else table
-    starts = _floor(table["start"].dt.tz_convert(tz), interval) if len(table) else None
+    chosen = selection.visits
+    starts = _floor(chosen["start"].dt.tz_convert(tz), interval) if len(chosen) else None
     stats["visits"] = starts.value_counts() if starts is not None else 0
     first = _bucket_of(start, tz, interval) if start is not None else stats.index.min()
     last = (
@@ -320,18 +888,52 @@ def _floor(local: pd.Series, interval: str) -> pd.Series:
 
 def current_visitors(events: pd.DataFrame, now: pd.Timestamp) -> int:
     now = pd.Timestamp(now)
-    recent = events[(events["ts"] > now - CURRENT_WINDOW) & (events["ts"] <= now)]
+    recent = events[
+        (events["ts"] > now - CURRENT_WINDOW) & (events["ts"] <= now) & ~_is(events, ENGAGEMENT)
+    ]
     return int(recent["visitor"].nunique())
 
 
-def goal_conversions(events: pd.DataFrame, goals: Sequence[str]) -> pd.DataFrame:
-    """Per goal (a custom event name, or a page path starting with "/"): the visitors who
-    completed it, how often, and the conversion rate (those visitors / all visitors)."""
-    total = unique_visitors(events)
+def _pattern(goal: str) -> re.Pattern[str]:
+    """A goal as a regular expression: in a path `**` matches anything and `*` anything but
+    "/"; in an event name `*` matches anything."""
+    if goal.startswith("/"):
+        parts = [re.escape(p).replace(r"\*", "[^/]*") for p in goal.split("**")]
+        return re.compile(".*".join(parts))
+    return re.compile(".*".join(re.escape(p) for p in goal.split("*")))
+
+
+@lru_cache(maxsize=512)
+def _compiled(goal: str) -> re.Pattern[str]:
+    return _pattern(goal)
+
+
+def goal_mask(events: pd.DataFrame, goal: str) -> np.ndarray:
+    """The events that complete `goal`: a pageview whose path matches, or a custom event whose
+    name matches (never an engagement event)."""
+    pattern = _compiled(goal)
+    if goal.startswith("/"):
+        column, wanted = events["path"], _is(events, PAGEVIEW)
+    else:
+        column, wanted = events["name"], ~_is(events, ENGAGEMENT) & ~_is(events, PAGEVIEW)
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    if not len(uniques):
+        return np.zeros(len(events), dtype=bool)
+    hits = np.array([bool(pattern.fullmatch(str(u))) for u in uniques], dtype=bool)
+    return hits[codes] & wanted
+
+
+def goal_conversions(events: pd.DataFrame | Selection, goals: Sequence[str]) -> pd.DataFrame:
+    """Per goal (a custom event name, or a page path starting with "/"; `*`/`**` wildcards):
+    the visitors who completed it, how often, and the conversion rate (those visitors / all
+    visitors of the selection)."""
+    selection = _selection(events)
+    core, _ = _core(selection)
+    total = int(core["visitor"].nunique())
     rows = []
     for goal in goals:
-        done = _goal_mask(events, goal)
-        uniques = int(events.loc[done, "visitor"].nunique())
+        done = goal_mask(core, goal)
+        uniques = int(core.loc[done, "visitor"].nunique())
         rows.append(
             {
                 "goal": goal,
@@ -343,26 +945,21 @@ def goal_conversions(events: pd.DataFrame, goals: Sequence[str]) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["goal", "visitors", "events", "conversion_rate"])
 
 
-def _goal_mask(events: pd.DataFrame, goal: str) -> pd.Series:
-    if goal.startswith("/"):
-        return (events["name"] == PAGEVIEW) & (events["path"] == goal)
-    return events["name"] == goal
-
-
 def funnel(events: pd.DataFrame, steps: Sequence[str]) -> pd.DataFrame:
     """An ordered funnel within visits: how many visits reached each step after the previous
-    ones (a step is an event name, or a page path starting with "/")."""
+    ones (a step is a goal: an event name, or a page path starting with "/", wildcards too)."""
     columns = ["step", "visits", "conversion_rate", "drop_off"]
     if not steps:
         return pd.DataFrame(columns=columns)
     ordered = with_visits(events)
-    # For every visit, the time at which it completed the funnel so far (NaT = not reached).
+    ordered = ordered[~_is(ordered, ENGAGEMENT)]
+    # For every visit, the time at which it completed the funnel so far.
     reached = pd.Series(
         pd.Timestamp.min.tz_localize("UTC"), index=pd.Index(ordered["visit"].unique())
     )
     counts = []
     for step in steps:
-        hits = ordered[_goal_mask(ordered, step).to_numpy()]
+        hits = ordered[goal_mask(ordered, step)]
         hits = hits[hits["ts"].to_numpy() >= reached.reindex(hits["visit"]).to_numpy()]
         reached = hits.groupby("visit")["ts"].min()
         counts.append(len(reached))

@@ -53,6 +53,10 @@ COLUMNS = (
     "screen_width",
     "visitor",
     "props",
+    # Issue 14. Items stored before it have none of these: "" and NaN.
+    "prev_visitor",  # hash under the previous UTC day's salt, first 31 minutes of a day only
+    "engagement_ms",  # engagement events only
+    "scroll_depth",  # engagement events only, 0..100
 )
 # Few distinct values, many rows: categoricals cut the frame's memory several times over.
 CATEGORICAL = (
@@ -75,7 +79,13 @@ CATEGORICAL = (
     "device",
     "screen",
 )
-_NUMERIC = ("lat", "lon", "screen_width")
+_NUMERIC = ("lat", "lon", "screen_width", "engagement_ms", "scroll_depth")
+# Text columns, "" when absent, in pandas' string dtype (what `visitor` is read as), so the
+# two hashes compare and join without conversion. `prev_visitor` is "" on all but the hits of
+# a day's first 31 minutes: Arrow-backed strings store that as an offset, ~8 bytes a row (an
+# object column of "" costs ~50 by pandas' deep count, a categorical would need its categories
+# aligned with `visitor`'s mostly distinct hashes, what categoricals are worst at).
+_TEXT = ("prev_visitor",)
 
 TimeLike = date | datetime | str | pd.Timestamp
 
@@ -152,7 +162,9 @@ def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for column in _NUMERIC:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     for column in CATEGORICAL:
-        frame[column] = frame[column].astype(object).fillna("").astype("category")
+        frame[column] = frame[column].astype(object).fillna("").astype("str").astype("category")
+    for column in _TEXT:
+        frame[column] = frame[column].astype(object).fillna("").astype("str")
     frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
@@ -226,16 +238,15 @@ def _stored_rollups(
 def raw_day(
     settings: Settings, dynamodb: Any, site: str, day: date, tz: str, with_before: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """A local day's raw events and, for its join, the previous day's events that share its
-    first UTC day (none to read in UTC). One range read."""
+    """A local day's raw events and, for its join, the previous day's events that may share a
+    person or a visit with it (`rollups.read_before`)."""
     start, end = day_bounds(day, tz)
-    utc_midnight = datetime.combine(start.date(), datetime.min.time(), UTC)
-    lo = utc_midnight if with_before else start
-    events = load_events(site, lo, end, settings=settings, dynamodb=dynamodb)
-    if not with_before:
-        return events, None
-    cut = events["ts"] >= pd.Timestamp(start)
-    return events[cut].reset_index(drop=True), events[~cut].reset_index(drop=True)
+
+    def read(lo: datetime, hi: datetime) -> pd.DataFrame:
+        return load_events(site, lo, hi, settings=settings, dynamodb=dynamodb)
+
+    events = read(start, end)
+    return events, rollups.read_before(read, events, day, tz) if with_before else None
 
 
 def load_rollups(

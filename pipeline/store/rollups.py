@@ -37,17 +37,17 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.stats import metrics
-from pipeline.store.storage import day_bounds
+from pipeline.store.storage import JOIN_LOOKBACK, day_bounds
 
-ROLLUP_VERSION = 2  # 2: site-local days, hour keys, joins, combined versions
+ROLLUP_VERSION = 3  # 2: site-local days, hour keys, joins; 3: Plausible's page measures
 PART_BYTES = 350_000  # DynamoDB items stop at 400 KB
 ROLLUP_DIMENSIONS = (*metrics.VISIT_DIMENSIONS, "entry_page", "exit_page")
 # Shown as "Chrome 120": the version alone means nothing without its browser or OS.
@@ -68,20 +68,31 @@ def with_versions(events: pd.DataFrame) -> pd.DataFrame:
     return events.assign(**combined)
 
 
-def _visit_stats(table: pd.DataFrame, key: str) -> dict[str, list[float]]:
-    grouped = table.groupby(key, observed=True, sort=False)
-    stats = pd.DataFrame(
-        {
-            "visitors": grouped["visitor"].nunique(),
-            "visits": grouped.size(),
-            "pageviews": grouped["pageviews"].sum(),
-            "bounces": grouped["bounce"].sum(),
-            "duration": grouped["duration"].sum(),
-        }
-    )
+# What a record keeps of each breakdown row: the additive measures (`metrics.TOTALS`) that
+# kind of dimension needs; `breakdown` adds the days up and lets `metrics.finish` divide.
+VISIT_TOTALS = ["visitors", "visits", "pageviews", "bounces", "duration"]
+KEPT_TOTALS = {
+    "path": [
+        "visitors", "visits", "pageviews", "bounces", "bounce_base", "duration",
+        "duration_base", "engaged_ms", "engaged_pairs", "depth_sum", "depth_pairs",
+        "legacy_seconds", "legacy_moves",
+    ],
+    "name": ["visitors", "visits", "events"],
+}  # fmt: skip
+
+
+def kept_totals(dimension: str) -> list[str]:
+    return KEPT_TOTALS.get(dimension, VISIT_TOTALS)
+
+
+def _rows(totals: pd.DataFrame, dimension: str) -> dict[str, list[float]]:
+    """Breakdown totals as record rows: counts as ints, sums as floats."""
+    columns = kept_totals(dimension)
+    whole = [c not in ("duration", "engaged_ms", "depth_sum", "legacy_seconds") for c in columns]
+    values = totals[columns].to_numpy()
     return {
-        str(value): [int(r[0]), int(r[1]), int(r[2]), int(r[3]), float(r[4])]
-        for value, r in zip(stats.index, stats.to_numpy(), strict=True)
+        str(value): [round(v) if w else float(v) for v, w in zip(row, whole, strict=True)]
+        for value, row in zip(totals.index, values, strict=True)
     }
 
 
@@ -92,35 +103,17 @@ def hour_key(bucket: pd.Timestamp) -> str:
 
 def _measures(events: pd.DataFrame, tz: str) -> dict[str, Any]:
     """Every measure of a record, for `events` (with combined versions) in zone `tz`."""
-    table = metrics.visits(events)
-    summary = metrics.summary(events, table)
+    selection = metrics.select(events)  # the visits, computed once for every measure
+    table = selection.visits
+    summary = metrics.summary(selection)
     hours: dict[str, list[int]] = {}
     if len(events):
-        hourly = metrics.timeseries(events, "hour", tz, table=table)
+        hourly = metrics.timeseries(selection, "hour", tz)
         for bucket, visitors, visits, pageviews in hourly.itertuples(index=False):
             if visitors or visits or pageviews:
                 hours[hour_key(bucket)] = [int(visitors), int(visits), int(pageviews)]
-    page_groups = events[events["name"] == metrics.PAGEVIEW].groupby("path", observed=True)
-    page_visitors, page_views = page_groups["visitor"].nunique(), page_groups.size()
-    entries = _visit_stats(table, "entry_page") if len(table) else {}
-    pages = {}
-    for path in page_visitors.index:
-        _, entry_visits, _, entry_bounces, entry_duration = entries.get(
-            str(path), [0, 0, 0, 0, 0.0]
-        )
-        pages[str(path)] = [
-            int(page_visitors[path]),
-            int(page_views[path]),
-            entry_visits,
-            entry_bounces,
-            entry_duration,
-        ]
-    name_groups = events.groupby("name", observed=True)
-    name_visitors, name_counts = name_groups["visitor"].nunique(), name_groups.size()
-    names = {
-        str(name): [int(name_visitors[name]), int(name_counts[name])]
-        for name in name_visitors.index
-    }
+    pages = _rows(metrics.breakdown_totals(selection, "path"), "path")
+    names = _rows(metrics.breakdown_totals(selection, "name"), "name")
     located = events.dropna(subset=["lat", "lon"])
     cities = {}
     if len(located):
@@ -135,7 +128,11 @@ def _measures(events: pd.DataFrame, tz: str) -> dict[str, Any]:
             "duration": float(table["duration"].sum()) if len(table) else 0.0,
         },
         "hours": hours,
-        "dims": {d: _visit_stats(table, d) for d in ROLLUP_DIMENSIONS if d in table}
+        "dims": {
+            d: _rows(metrics.breakdown_totals(selection, d), d)
+            for d in ROLLUP_DIMENSIONS
+            if d in table
+        }
         if len(table)
         else {},
         "pages": pages,
@@ -183,19 +180,72 @@ def _prune(measures: dict[str, Any]) -> dict[str, Any]:
     return pruned
 
 
-def _join(before: pd.DataFrame, events: pd.DataFrame, start: datetime, tz: str) -> dict:
-    """The correction for the hashes seen on both sides of this day's local midnight."""
-    utc_midnight = datetime.combine(start.date(), datetime.min.time(), UTC)
-    if start == utc_midnight or before.empty or events.empty:
+def shared_people(before: pd.DataFrame, events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row masks of `before` and `events` for the people seen on both sides of the day's
+    start: one hash on both sides (a local midnight inside a UTC day), or a hash that continues
+    the previous UTC day's through its `prev_visitor` (a visit across the salt change)."""
+    if before.empty or events.empty:
+        return np.zeros(len(before), dtype=bool), np.zeros(len(events), dtype=bool)
+    people = metrics.people(pd.concat([before, events], ignore_index=True))
+    left, right = people[: len(before)], people[len(before) :]
+    shared = np.intersect1d(left, right)
+    return np.isin(left, shared), np.isin(right, shared)
+
+
+def reaches_back(before: pd.DataFrame, events: pd.DataFrame, lo: datetime) -> bool:
+    """Whether a visit shared across the day's start may begin before `lo` (the start of what
+    was read of the previous day): then the join needs an earlier read."""
+    mine, _ = shared_people(before, events)
+    if not mine.any():
+        return False
+    return bool((before.loc[mine, "ts"] < pd.Timestamp(lo) + metrics.VISIT_GAP).any())
+
+
+# How much of the previous day a join reads at first, and at most: a visit across the day's
+# start began at most this long before it (longer ones are read on, doubling the window).
+LOOKBACK = JOIN_LOOKBACK
+MAX_LOOKBACK = timedelta(days=3)
+
+
+def join_window(day: date, tz: str) -> datetime:
+    """Where the read of a day's join starts: the UTC midnight before the local day's start (a
+    hash seen across local midnight lives from there) and at least LOOKBACK before the start
+    (a visit continuing across the salt change)."""
+    start, _ = day_bounds(day, tz)
+    return min(datetime.combine(start.date(), time.min, UTC), start - LOOKBACK)
+
+
+def read_before(
+    read: Callable[[datetime, datetime], pd.DataFrame],
+    events: pd.DataFrame,
+    day: date,
+    tz: str,
+) -> pd.DataFrame:
+    """The previous day's events a join needs, via `read(lo, hi)`: from `join_window`, and
+    earlier while a shared visit may begin before what was read."""
+    start, _ = day_bounds(day, tz)
+    lo = join_window(day, tz)
+    before = read(lo, start)
+    while reaches_back(before, events, lo) and start - lo < MAX_LOOKBACK:
+        earlier = lo - (start - lo)
+        before = pd.concat([read(earlier, lo), before], ignore_index=True)
+        lo = earlier
+    return before
+
+
+def _join(before: pd.DataFrame, events: pd.DataFrame, tz: str) -> dict:
+    """The correction for the people seen on both sides of this day's start: their numbers
+    taken together, minus the same taken per day. Every measure adds up across people and
+    visits, so only theirs need computing (a few: the join is small)."""
+    mine, theirs = shared_people(before, events)
+    if not mine.any():
         return {}
-    x = before[before["ts"] >= pd.Timestamp(utc_midnight)]
-    y = events[events["ts"] < pd.Timestamp(utc_midnight + timedelta(days=1))]
-    shared = set(x["visitor"].astype(str)) & set(y["visitor"].astype(str))
-    if not shared:
-        return {}
-    x = x[x["visitor"].astype(str).isin(shared)]
-    y = y[y["visitor"].astype(str).isin(shared)]
+    x, y = before[mine], events[theirs]
+    shared_hash = np.intersect1d(x["visitor"].astype(str), y["visitor"].astype(str)).size
+    if not shared_hash and not metrics.shares_a_visit(x, y):
+        return {}  # hashes linked across the salt change, but no visit goes on: nothing to join
     both = pd.concat([x, y]).sort_values("ts", kind="stable").reset_index(drop=True)
+    x, y = x.reset_index(drop=True), y.reset_index(drop=True)
     difference = _combine(_measures(both, tz), _measures(x, tz), -1)
     return _prune(_combine(difference, _measures(y, tz), -1))
 
@@ -213,7 +263,6 @@ def compute(
     day's start), for the join; without it the record has none (fine when the previous day is
     not in the same range)."""
     events = with_versions(events)
-    start, _ = day_bounds(day, tz)
     record = {
         "v": ROLLUP_VERSION,
         "site": site,
@@ -221,7 +270,7 @@ def compute(
         "tz": tz,
         "events": len(events),
         **_measures(events, tz),
-        "join": _join(with_versions(before), events, start, tz) if before is not None else {},
+        "join": _join(with_versions(before), events, tz) if before is not None else {},
     }
     return record
 
@@ -330,31 +379,21 @@ def breakdown(
     rollups: Iterable[Mapping[str, Any]], dimension: str, limit: int | None = None
 ) -> pd.DataFrame:
     """`metrics.breakdown` over several days, from rollups (versions as "Chrome 120")."""
-    columns = ["value", "visitors", "visits", "pageviews", "bounce_rate", "visit_duration"]
+    rollups = list(rollups)
     if dimension == "path":
-        pages = total(rollups, "pages")
-        source = {p: (v, e, views, b, d) for p, (v, views, e, b, d) in pages.items()}
+        rows = total(rollups, "pages")
     elif dimension == "name":
-        source = {n: (v, 0, c, 0, 0.0) for n, (v, c) in total(rollups, "names").items()}
+        rows = total(rollups, "names")
     else:
-        source = {k: tuple(row) for k, row in total(rollups, "dims", dimension).items()}
-    rows = [
-        [
-            value,
-            round(visitors),
-            round(visits),
-            round(views),
-            bounces / visits if visits else 0.0,
-            duration / visits if visits else 0.0,
-        ]
-        for value, (visitors, visits, views, bounces, duration) in source.items()
-        if round(visitors) or round(views) or round(visits)
-    ]
-    table = pd.DataFrame(rows, columns=columns)
-    table = table.sort_values(
-        ["visitors", "pageviews", "value"], ascending=[False, False, True], kind="stable"
-    ).reset_index(drop=True)
-    return table.head(limit) if limit else table
+        rows = total(rollups, "dims", dimension)
+    totals = pd.DataFrame.from_dict(rows, orient="index", columns=kept_totals(dimension))
+    if dimension == "exit_page":  # exit rate: over the page's pageviews, exits or not
+        views = {page: row[2] for page, row in total(rollups, "pages").items()}
+        totals["page_pageviews"] = [views.get(page, 0) for page in totals.index]
+    if "bounce_base" not in totals:  # a visit dimension: the rates are over its visits
+        totals = totals.assign(bounce_base=totals["visits"], duration_base=totals["visits"])
+    totals = totals.reindex(columns=metrics.TOTALS).fillna(0.0).rename_axis("value")
+    return metrics.finish(totals, dimension, limit)
 
 
 def cities(rollups: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

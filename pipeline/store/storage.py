@@ -59,6 +59,11 @@ ROLLUP_PREFIX = "rollup#"
 # ---- site-local days (a site's rollups cover its own days, in its registered time zone) ----
 
 
+# How long before a local day's start an event can still share a visit with that day, as its
+# join reads it (`rollups.read_before`, which reads on when a visit is longer).
+JOIN_LOOKBACK = timedelta(hours=2)
+
+
 def local_day(epoch_ms: int, tz: str) -> date:
     """The day, in time zone `tz`, of an instant."""
     return datetime.fromtimestamp(epoch_ms / 1000, tz=ZoneInfo(tz)).date()
@@ -76,10 +81,11 @@ def days_to_mark(epoch_ms: int, tz: str) -> set[date]:
     """The local days whose rollup an event at `epoch_ms` changes.
 
     Its own day, and the next one when the event lies in the part of its UTC day that the
-    next local day shares: visitor hashes rotate at UTC midnight, so visits and visitors that
-    cross local midnight are joined in the next day's record (`rollups.compute`). A zone this
-    runtime cannot load (no tz database) marks every day the event's UTC day can touch, which
-    only costs a recomputation.
+    next local day shares (visitor hashes rotate at UTC midnight, so visits and visitors that
+    cross local midnight are joined in the next day's record, `rollups.compute`), or within
+    JOIN_LOOKBACK of the next day's start (a visit going on across it, the salt change too).
+    A zone this runtime cannot load (no tz database) marks every day the event's UTC day can
+    touch, which only costs a recomputation.
     """
     try:
         day = local_day(epoch_ms, tz)
@@ -88,7 +94,9 @@ def days_to_mark(epoch_ms: int, tz: str) -> set[date]:
         utc_day = day_of(epoch_ms)
         return {utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)}
     shares = next_start.date() == day_of(epoch_ms)  # (never for UTC: that day starts later)
-    return {day, day + timedelta(days=1)} if shares else {day}
+    # Close to the next day's start, a visit may go on past it (across the salt change too).
+    near = epoch_ms >= (next_start - JOIN_LOOKBACK).timestamp() * 1000
+    return {day, day + timedelta(days=1)} if shares or near else {day}
 
 
 def dirty_item(site: str, day: date, marked_at_ms: int) -> dict[str, Any]:

@@ -374,3 +374,110 @@ def test_over_http_a_crafted_hit_among_good_ones_costs_nothing(server_settings):
         assert dlq_count(server_settings) == 0
     finally:
         running.close()
+
+
+# ---- visits across UTC midnight: the previous day's hash in a day's first 31 minutes ----
+
+MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
+NIGHT_UA = CHROME_UA + " NightOwl/1.0"
+
+
+def night_hit(message_factory, sqs_record, moment: datetime, ip: str, rid: str) -> dict:
+    body = message_factory(
+        headers={"User-Agent": NIGHT_UA},
+        ip=ip,
+        received_at_ms=int(moment.timestamp() * 1000),
+        request_id=rid,
+    )
+    return sqs_record(body, message_id=rid)
+
+
+def test_hits_of_the_first_31_minutes_carry_the_previous_days_hash(
+    settings, message_factory, sqs_record, monkeypatch
+):
+    hit = lambda moment, rid, ip="203.0.113.50": night_hit(  # noqa: E731
+        message_factory, sqs_record, moment, ip, rid
+    )
+    before = MIDNIGHT - timedelta(minutes=2)
+    Consumer(settings).process([hit(before, "before")], now=before + timedelta(seconds=5))
+    hashes = []  # every visitor hash computed: only carry-over hits pay a second one
+    real_hash = enrich_module.visitor_hash
+    monkeypatch.setattr(enrich_module, "visitor_hash", lambda *a: hashes.append(a) or real_hash(*a))
+    after = {
+        "at-midnight": MIDNIGHT,
+        "last-ms-in": MIDNIGHT + timedelta(minutes=31) - timedelta(milliseconds=1),
+        "first-ms-out": MIDNIGHT + timedelta(minutes=31),
+        "noon": MIDNIGHT + timedelta(hours=12),
+    }
+    # Another Lambda instance, after midnight: yesterday's salt comes from the table.
+    outcome = Consumer(settings).process(
+        [hit(moment, rid) for rid, moment in after.items()]
+        + [hit(MIDNIGHT + timedelta(minutes=5), "other-person", ip="203.0.113.51")],
+        now=MIDNIGHT + timedelta(hours=12, seconds=5),
+    )
+    assert outcome.stored == 5 and not outcome.failures
+    assert len(hashes) == 5 + 3  # three hits in the window hashed twice, two once
+    events = stored_events(settings)
+    yesterdays = events["before"]["visitor"]
+    assert events["at-midnight"]["prev_visitor"] == yesterdays
+    assert events["last-ms-in"]["prev_visitor"] == yesterdays
+    assert "prev_visitor" not in events["first-ms-out"] and "prev_visitor" not in events["noon"]
+    assert "prev_visitor" not in events["before"]
+    # Today's hash is another (the salt changed); another person's old hash is not this one's.
+    assert len({events[rid]["visitor"] for rid in after}) == 1
+    assert events["noon"]["visitor"] != yesterdays
+    assert events["other-person"]["prev_visitor"] not in ("", yesterdays)
+    frame = load_events("example.com", before, MIDNIGHT + timedelta(days=1), settings=settings)
+    by_time = dict(zip(frame["ts"].dt.strftime("%H:%M:%S.%f"), frame["prev_visitor"], strict=True))
+    assert by_time["23:58:00.000000"] == "" and by_time["12:00:00.000000"] == ""
+    assert by_time["00:30:59.999000"] == yesterdays
+    # The second hash is a hash too: neither table holds the address or the User-Agent.
+    dynamodb = aws.client("dynamodb", settings)
+    dumped = json.dumps(
+        [
+            dynamodb.scan(TableName=t)["Items"]
+            for t in (settings.events_table, settings.salts_table)
+        ],
+        default=repr,
+    )
+    for secret in ("203.0.113.50", "203.0.113.51", NIGHT_UA, "NightOwl"):
+        assert secret not in dumped, secret
+
+
+def test_no_previous_days_hash_once_that_salt_is_gone(settings, message_factory, sqs_record):
+    # Received in the first minutes of a day but processed the next day (a backlog): the
+    # salt of the day before is out of the window by then, so no second hash, and no new salt.
+    early = MIDNIGHT + timedelta(minutes=3)
+    record = night_hit(message_factory, sqs_record, early, "203.0.113.50", "backlog")
+    outcome = Consumer(settings).process([record], now=MIDNIGHT + timedelta(days=1, hours=1))
+    assert outcome.stored == 1
+    assert "prev_visitor" not in stored_events(settings)["backlog"]
+    salts = aws.client("dynamodb", settings).scan(TableName=settings.salts_table)["Items"]
+    assert {item["day"]["S"] for item in salts} == {MIDNIGHT.date().isoformat()}
+
+
+def test_a_carry_over_hit_whose_previous_salt_cannot_be_read_is_redelivered(
+    settings, message_factory, sqs_record, monkeypatch
+):
+    from pipeline.enrich.salts import SaltStore
+
+    real = SaltStore.salt_for
+    yesterday = (MIDNIGHT - timedelta(days=1)).date()
+
+    def failing_for_yesterday(store, day, now):
+        if day == yesterday:
+            raise aws_error("ProvisionedThroughputExceededException")
+        return real(store, day, now)
+
+    monkeypatch.setattr(SaltStore, "salt_for", failing_for_yesterday)
+    early = night_hit(message_factory, sqs_record, MIDNIGHT + timedelta(minutes=3), "1.2.3.4", "e")
+    late = night_hit(message_factory, sqs_record, MIDNIGHT + timedelta(hours=2), "1.2.3.4", "l")
+    outcome = Consumer(settings).process([early, late], now=MIDNIGHT + timedelta(hours=3))
+    # Stored without its second hash it would split the visit for good: it waits instead.
+    assert outcome.failures == ["e"] and outcome.stored == 1
+
+
+def aws_error(code: str):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "test"}}, "GetItem")

@@ -42,7 +42,7 @@ def test_message_has_every_key_and_reads_headers_case_insensitively():
         "req-1",
     )
     assert message == {
-        "v": 1,
+        "v": 2,
         "request_id": "req-1",
         "received_at": 1_700_000_000_000,
         "source_ip": "192.0.2.1",
@@ -53,6 +53,8 @@ def test_message_has_every_key_and_reads_headers_case_insensitively():
             "n": "",
             "p": "",
             "w": "",
+            "e": "",
+            "sd": "",
         },
         "headers": {
             name: {"user-agent": "UA", "cloudfront-viewer-country": "DE"}.get(name, "")
@@ -113,7 +115,14 @@ def _valid() -> dict:
     [
         pytest.param("not json", id="not-json"),
         pytest.param("[1, 2]", id="not-an-object"),
-        pytest.param(json.dumps({**_valid(), "v": 2}), id="unknown-version"),
+        pytest.param(json.dumps({**_valid(), "v": 3}), id="unknown-version"),
+        pytest.param(json.dumps({**_valid(), "v": 0}), id="version-zero"),
+        pytest.param(json.dumps({**_valid(), "v": True}), id="version-is-a-bool"),
+        pytest.param(json.dumps({**_valid(), "v": "2"}), id="version-is-text"),
+        pytest.param(
+            json.dumps({**_valid(), "query": {**_valid()["query"], "e": 1500}}),
+            id="engaged-time-not-a-string",
+        ),
         pytest.param(json.dumps({**_valid(), "request_id": ""}), id="empty-request-id"),
         pytest.param(
             json.dumps({**_valid(), "request_id": "a#b"}), id="request-id-with-key-separator"
@@ -180,3 +189,57 @@ def test_an_unsupported_version_is_named_without_echoing_a_string():
     with pytest.raises(MalformedMessage) as raised:
         parse_message(body)
     assert str(raised.value) == "unsupported contract version of type str"
+
+
+def test_engagement_parameters_travel_as_the_text_that_arrived():
+    message = build_message("d=x.com&n=engagement&e=1500&sd=-5&sd=73", {}, "::1", 1, "r")
+    assert message["v"] == 2
+    assert (message["query"]["e"], message["query"]["sd"]) == ("1500", "73")  # last sd wins
+    # Judging the values is enrichment's job: a bad one never makes the message invalid.
+    odd = parse_message(encode_message(build_message("e=abc&sd=%F0%9F%98%80", {}, "", 1, "r")))
+    assert (odd.query["e"], odd.query["sd"]) == ("abc", "😀")
+
+
+def _version_1(**query: str) -> str:
+    """A message exactly as a version-1 collector or template sent it: six query keys."""
+    six = {key: query.get(key, "") for key in ("d", "u", "r", "n", "p", "w")}
+    headers = dict.fromkeys(FORWARDED_HEADERS, "")
+    return json.dumps(
+        {"v": 1, "request_id": "old-1", "received_at": 5, "source_ip": "::1", "query": six,
+         "headers": headers}
+    )  # fmt: skip
+
+
+def test_a_version_1_message_still_parses_and_its_missing_keys_read_empty():
+    parsed = parse_message(_version_1(d="x.com", n="Signup"))
+    assert set(parsed.query) == set(QUERY_KEYS) == {"d", "u", "r", "n", "p", "w", "e", "sd"}
+    assert (parsed.query["d"], parsed.query["n"]) == ("x.com", "Signup")
+    assert (parsed.query["e"], parsed.query["sd"]) == ("", "")
+
+
+def test_a_version_2_message_round_trips_its_engagement_values():
+    body = encode_message(build_message("d=x.com&n=engagement&e=42000&sd=88", {}, "::1", 5, "a"))
+    assert json.loads(body)["v"] == 2
+    parsed = parse_message(body)
+    assert (parsed.query["n"], parsed.query["e"], parsed.query["sd"]) == (
+        "engagement",
+        "42000",
+        "88",
+    )
+
+
+def test_the_documented_size_bound_holds_for_every_value_at_its_cap():
+    # 8 query values + 11 headers, each 2,048 units of six-byte escapes: 233,472 bytes.
+    values = len(QUERY_KEYS) + len(FORWARDED_HEADERS)
+    assert values == 19 and values * MAX_VALUE_UNITS * 6 == 233_472 < SQS_MAX_BYTES
+    nasty = "\x00" * 5000  # JSON-escaped as \u0000: six bytes each
+    body = encode_message(
+        build_message(
+            "&".join(f"{key}=%00{'%00' * 5000}" for key in QUERY_KEYS),
+            dict.fromkeys(FORWARDED_HEADERS, nasty),
+            "::1",
+            1,
+            "r",
+        )
+    )
+    assert 233_472 < len(body.encode()) < 233_472 + 1024 < SQS_MAX_BYTES

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 
-from pipeline.ingest.contract import build_message, parse_message
+from pipeline.ingest.contract import QUERY_KEYS, build_message, parse_message
 from tests.apigateway_vtl import escape_javascript, render, url_encode
 from tests.conftest import CHROME_UA
 
@@ -35,7 +35,7 @@ CASES = {
     "no query string": ("", {"User-Agent": CHROME_UA}),
     "no headers": ("d=example.com", {}),
     "nasty in every query value": (
-        "&".join(f"{k}={quote(NASTY)}" for k in "durnpw"),
+        "&".join(f"{k}={quote(NASTY)}" for k in QUERY_KEYS),
         {"User-Agent": CHROME_UA},
     ),
     "nasty in every header": (
@@ -62,7 +62,7 @@ CASES = {
     ),
     "emoji straddling the cap in a query value": ("n=" + "a" + "😀" * 1500, {}),
     "emoji straddling the cap in every query value": (
-        "&".join(f"{k}={quote('a' + '😀' * 1100)}" for k in "durnpw"),
+        "&".join(f"{k}={quote('a' + '😀' * 1100)}" for k in QUERY_KEYS),
         {},
     ),
     "emoji straddling the cap in a header": ("d=example.com", {"User-Agent": "a" + "😀" * 1100}),
@@ -79,6 +79,26 @@ CASES = {
         {"X-Unlisted": "ignored"},
     ),
     "plus and percent": ("n=a+b%2Bc%25d", {"User-Agent": "a+b%20c"}),
+    "engagement event": (
+        "d=example.com&u=https%3A%2F%2Fexample.com%2Fblog&n=engagement&e=42000&sd=87",
+        {"User-Agent": CHROME_UA},
+    ),
+    "nasty engagement values": (
+        f"n=engagement&e={quote(NASTY)}&sd={quote(NASTY)}",
+        {"User-Agent": CHROME_UA},
+    ),
+    "engagement values off the scale": (
+        "n=engagement&e=-1e309&sd=%2B150.5%00&E=1&SD=2&e%20=3",
+        {},
+    ),
+    "repeated, empty and long engagement values": (
+        f"e=1&e=&sd=50&sd={'9' * 3000}",
+        {},
+    ),
+    "emoji straddling the cap in e and sd": (
+        f"e={quote('a' + '😀' * 1100)}&sd={quote('😀' * 1100)}",
+        {},
+    ),
     "viewer address": (
         "d=e.com",
         {"CloudFront-Viewer-Address": "2001:db8::1:443", "CloudFront-Viewer-Latitude": "48.1"},
@@ -121,6 +141,14 @@ def test_the_template_cuts_before_a_pair_the_cap_would_split(value, kept):
 def test_a_missing_query_value_is_an_empty_string_not_a_vtl_reference():
     message = json.loads(queue_message(render("", {}, "::1", 1, "r")))
     assert set(message["query"].values()) == {""} and set(message["headers"].values()) == {""}
+    assert set(message["query"]) == set(QUERY_KEYS) >= {"e", "sd"}
+
+
+def test_the_template_renders_contract_version_2_with_the_engagement_keys():
+    message = json.loads(queue_message(render("n=engagement&e=1500&sd=73", {}, "::1", 1, "r")))
+    assert message["v"] == 2
+    assert list(message["query"]) == ["d", "u", "r", "n", "p", "w", "e", "sd"]
+    assert (message["query"]["e"], message["query"]["sd"]) == ("1500", "73")
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 
 from pipeline import aws, load_drops, load_events
@@ -48,10 +49,10 @@ def test_demo_traffic_goes_through_the_pipeline(server_settings):
     assert {"pageview", "Signup", "Download"} <= set(events["name"])
     assert events["utm_campaign"].astype(str).ne("").any()
     assert events["lat"].notna().all()
-    visits_per_visitor = events.groupby("visitor").size()
-    assert (visits_per_visitor == 1).any() and (
-        visits_per_visitor > 2
-    ).any()  # bounces and deep visits
+    # Bounces and deep visits (pageviews: every page left also sends an engagement event).
+    views_per_visitor = events[events["name"] == "pageview"].groupby("visitor").size()
+    assert (views_per_visitor == 1).any() and (views_per_visitor > 2).any()
+    assert {"engagement"} <= set(events["name"])
     drops = load_drops(
         DEMO_SITE, now - timedelta(days=4), now + timedelta(minutes=1), settings=server_settings
     )
@@ -114,3 +115,33 @@ def test_demo_rolls_up_nothing_over_earlier_data(settings):
     summary = load_demo(settings, now=NOW, days=3, seed=8, progress=False, roll_up=True)
     assert summary.rolled_up == [] and stored_rollups(settings) == {}
     assert marked_days(settings) == [NOW.date() - timedelta(days=n) for n in (2, 1, 0)]
+
+
+def test_demo_pages_are_left_with_engagement_and_some_visits_cross_midnight(settings):
+    summary = load_demo(settings, now=NOW, days=3, progress=False)
+    assert summary.failed == 0 and summary.stored + summary.dropped == summary.hits
+    events = load_events(DEMO_SITE, NOW - timedelta(days=3), NOW, settings=settings)
+    views = events[events["name"] == "pageview"]
+    engaged = events[events["name"] == "engagement"]
+    # One engagement per pageview left (the last minutes may still have pages open).
+    # (By page, not by visitor: a page left after midnight is hashed under the new salt.)
+    assert len(engaged) <= len(views) and len(engaged) >= 0.95 * len(views)
+    left, viewed = engaged["url"].value_counts(), views["url"].value_counts()
+    assert (left <= viewed.reindex(left.index)).all()
+    assert engaged["engagement_ms"].notna().all() and engaged["scroll_depth"].between(0, 100).all()
+    others = events[events["name"] != "engagement"]
+    assert others["engagement_ms"].isna().all() and others["scroll_depth"].isna().all()
+    # Long posts are read longer and further down than the home page.
+    medians = engaged.groupby("path", observed=True)[["engagement_ms", "scroll_depth"]].median()
+    post, home = medians.loc["/blog/privacy-first-analytics"], medians.loc["/"]
+    assert post["engagement_ms"] > 2 * home["engagement_ms"]
+    assert post["scroll_depth"] > home["scroll_depth"]
+    # Visits across UTC midnight: hits of a day's first minutes name yesterday's visitor.
+    carried = events[events["prev_visitor"] != ""]
+    assert (carried["ts"].dt.hour == 0).all() and (carried["ts"].dt.minute < 31).all()
+    for day in (NOW.date() - timedelta(days=1), NOW.date()):
+        midnight = pd.Timestamp(datetime.combine(day, datetime.min.time(), UTC))
+        before = events[(events["ts"] < midnight) & (events["ts"] >= midnight - timedelta(hours=1))]
+        after = carried[(carried["ts"] >= midnight)]
+        continued = set(after["prev_visitor"]) & set(before["visitor"])
+        assert len(continued) >= 1, day

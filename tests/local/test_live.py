@@ -46,9 +46,14 @@ def test_a_planned_visit_is_what_the_tracker_sends_for_one_visitor():
             if q["n"] == "pageview":
                 assert q["r"] == f"https://{DEMO_SITE}/"  # inner pages come from the site
         for q in queries:
-            if q["n"] != "pageview":
+            if q["n"] == "engagement":  # the page being left, with what the script measures
+                assert q["u"] in {p["u"] for p in pageviews}
+                assert int(q["e"]) >= 0 and 0 <= int(q["sd"]) <= 100
+            elif q["n"] != "pageview":
                 assert q["n"] == CUSTOM_EVENTS[urlsplit(q["u"]).path][0]
                 assert json.loads(q["p"])
+        # Every page is left once: one engagement per pageview.
+        assert sum(q["n"] == "engagement" for q in queries) == len(pageviews)
         gaps = [b.after - a.after for a, b in itertools.pairwise(visit)]
         assert all(gap <= PAGE_GAP_S[1] for gap in gaps)
     assert 0.3 < lengths.count(1) / len(lengths) < 0.6  # about half bounce

@@ -176,8 +176,18 @@ def page_server(snippet: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
+        # The engagement a page sends as it unloads is finished by the browser itself, with
+        # the browser's own user agent ("HeadlessChrome", a bot): the whole browser runs as
+        # the ordinary Chrome it is (a context's user agent does not reach those requests).
+        probe = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            agent = probe.new_page().evaluate("navigator.userAgent")
+        finally:
+            probe.close()
         launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path(),
+            headless=True,
+            args=[*CHROMIUM_ARGS, f"--user-agent={agent.replace('HeadlessChrome', 'Chrome')}"],
         )
         try:
             yield launched
@@ -238,7 +248,11 @@ def test_the_readme_walkthrough_counts_a_chromium_visit_on_the_dashboard(
 
         wait_for(lambda: len(stored()) >= 2, timeout=60)
         events = stored()
-        assert sorted(events["path"]) == ["/", "/pricing"]
+        pageviews = events[events["name"] == "pageview"]
+        assert sorted(pageviews["path"]) == ["/", "/pricing"]
+        # Leaving a page sends its engagement (engaged time, scroll depth): never another path.
+        assert set(events["name"]) <= {"pageview", "engagement"}
+        assert set(events.loc[events["name"] == "engagement", "path"]) <= {"/", "/pricing"}
         assert set(events["hostname"]) == {"127.0.0.1"}
         assert set(events["browser"]) == {"Chrome"} and events["visitor"].nunique() == 1
         assert load_drops(SITE, *window, settings=settings).sum() == 0  # nothing foreign_host

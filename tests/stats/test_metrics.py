@@ -60,20 +60,24 @@ def test_summary(events):
     )
 
 
-def test_a_gap_of_exactly_30_minutes_starts_a_new_visit():
-    two = frame(
-        [
-            ("2026-11-20T10:00:00", "A", "pageview", "/"),
-            ("2026-11-20T10:30:00", "A", "pageview", "/"),
-        ]
-    )
-    just_under = frame(
-        [
-            ("2026-11-20T10:00:00", "A", "pageview", "/"),
-            ("2026-11-20T10:29:59", "A", "pageview", "/"),
-        ]
-    )
-    assert len(metrics.visits(two)) == 2 and len(metrics.visits(just_under)) == 1
+def test_a_visit_continues_up_to_a_30_minute_gap_in_whole_seconds():
+    # Plausible's session lives 30 minutes after the visit's last event; times are truncated
+    # to the second, as Plausible stores them.
+    def count(second: str) -> int:
+        return len(
+            metrics.visits(
+                frame(
+                    [
+                        ("2026-11-20T10:00:00.100", "A", "pageview", "/"),
+                        (second, "A", "pageview", "/"),
+                    ]
+                )
+            )
+        )
+
+    assert count("2026-11-20T10:29:59") == 1
+    assert count("2026-11-20T10:30:00.900") == 1  # 30:00.8 apart: 30:00 in whole seconds
+    assert count("2026-11-20T10:30:01") == 2
 
 
 def test_visits_table(events):
@@ -100,41 +104,20 @@ def test_empty_input_gives_zeros_not_nan():
 
 def test_breakdown_by_page(events):
     table = metrics.breakdown(events, "path")
-    assert table.to_dict("records") == [
-        # "/" seen by A and C, 3 pageviews; 3 visits entered there, 2 of them bounced.
-        {
-            "value": "/",
-            "visitors": 2,
-            "visits": 3,
-            "pageviews": 3,
-            "bounce_rate": pytest.approx(2 / 3),
-            "visit_duration": 200.0,
-        },
-        {
-            "value": "/b",
-            "visitors": 1,
-            "visits": 0,
-            "pageviews": 1,
-            "bounce_rate": 0.0,
-            "visit_duration": 0.0,
-        },
-        {
-            "value": "/pricing",
-            "visitors": 1,
-            "visits": 1,
-            "pageviews": 1,
-            "bounce_rate": 0.0,
-            "visit_duration": 60.0,
-        },
-        {
-            "value": "/x",
-            "visitors": 1,
-            "visits": 1,
-            "pageviews": 1,
-            "bounce_rate": 1.0,
-            "visit_duration": 0.0,
-        },
+    nan = float("nan")
+    rows = [
+        # "/" seen by A and C, 3 pageviews, in 3 visits; all 3 entered there, 2 bounced;
+        # the visits holding it last 600, 0 and 0 s; A moved on to /b after 600 s (the legacy
+        # time on page: no engagement events here).
+        ["/", 2, 3, 3, 2 / 3, 200.0, 600.0, nan],
+        # /b: in A's first visit (600 s), entered by none, left by nobody to another page.
+        ["/b", 1, 1, 1, 0.0, 600.0, nan, nan],
+        # /pricing: B's pageview and Signup there; the move to the same page is no transition.
+        ["/pricing", 1, 1, 1, 0.0, 60.0, nan, nan],
+        ["/x", 1, 1, 1, 1.0, 0.0, nan, nan],
     ]
+    expected = pd.DataFrame(rows, columns=list(table.columns))
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
 
 
 def test_breakdown_by_source_counts_visits(events):

@@ -21,7 +21,9 @@ def ms(text: str) -> int:
 @pytest.mark.parametrize(
     ("moment", "zone", "days"),
     [
-        ("2026-11-20T23:30:00+00:00", "UTC", {"2026-11-20"}),
+        ("2026-11-20T21:30:00+00:00", "UTC", {"2026-11-20"}),
+        # 23:30 UTC: a visit going on past midnight is joined in the next day's record.
+        ("2026-11-20T23:30:00+00:00", "UTC", {"2026-11-20", "2026-11-21"}),
         # 00:30 in Berlin: its own day; the UTC day it is in is shared with no later local day.
         ("2026-11-20T23:30:00+00:00", "Europe/Berlin", {"2026-11-21"}),
         # 22:00 in Berlin, 21:00 UTC: the next local day starts at 23:00 UTC the same UTC day.

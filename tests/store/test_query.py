@@ -128,3 +128,35 @@ def test_settings_from_env_with_explicit_arguments_winning(monkeypatch):
     )
     with pytest.raises(TypeError, match="unknown setting"):
         settings_from_env(event_table="typo")
+
+
+def test_items_stored_before_engagement_read_as_empty_and_nan(settings):
+    # `store` writes items as the consumer did before issue 14: none of the three new fields.
+    store(settings, [BASE, BASE + timedelta(minutes=1)])
+    new = {
+        "site": "example.com",
+        "ts": int((BASE + timedelta(minutes=2)).timestamp() * 1000),
+        "request_id": "new",
+        "name": "engagement",
+        "path": "/0",
+        "visitor": "v",
+        "prev_visitor": "p",
+        "engagement_ms": 42_000,
+        "scroll_depth": 87,
+    }
+    writer = BatchWriter(aws.client("dynamodb", settings), settings.events_table)
+    assert writer.write([event_item(new, retention_days=30)]) == []
+    frame = load_events("example.com", BASE, BASE + timedelta(hours=1), settings=settings)
+    assert tuple(frame.columns[-3:]) == ("prev_visitor", "engagement_ms", "scroll_depth")
+    assert frame["prev_visitor"].tolist() == ["", "", "p"]
+    assert frame["engagement_ms"].iloc[:2].isna().all() and frame["engagement_ms"].iloc[2] == 42_000
+    assert frame["scroll_depth"].iloc[:2].isna().all() and frame["scroll_depth"].iloc[2] == 87
+    assert frame["engagement_ms"].dtype == "float64" and frame["scroll_depth"].dtype == "float64"
+    # The two hashes share a dtype, so the metrics compare and join them as they are.
+    assert frame["prev_visitor"].dtype == frame["visitor"].dtype
+    assert (frame["prev_visitor"] == frame["visitor"]).tolist() == [False, False, False]
+
+
+def test_an_empty_frame_has_the_new_columns_too(settings):
+    frame = load_events("example.com", "2026-01-01", "2026-01-02", settings=settings)
+    assert {"prev_visitor", "engagement_ms", "scroll_depth"} <= set(frame.columns)
