@@ -20,23 +20,60 @@ from dashboard.data import (
 )
 from dashboard.format import md_escape
 from dashboard.navigation import pages
-from dashboard.tables import dimension_values, filter_chips, value_label
-from dashboard.view import COMPARISONS, FILTER_DIMENSIONS, PRESETS, View, view_from_params
+from dashboard.tables import dimension_values, filter_chips, property_keys, value_label
+from dashboard.view import (
+    COMPARISONS,
+    FILTER_DIMENSIONS,
+    OPERATOR_WORDS,
+    PRESETS,
+    PROPS,
+    View,
+    dimension_label,
+    read_view,
+    without_unknown_properties,
+)
 from pipeline import PipelineError
+from pipeline.stats.metrics import filter_from
 
 st.set_page_config(page_title="Analytics", page_icon="📈", layout="wide")
 TIME_ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Tokyo", "Australia/Sydney"]  # fmt: skip
 
 
+URL_NOTES = "url_notes"  # (filters the notes were about, the notes) of the link opened
+
+
+def chosen_values(operator: str) -> list[str]:
+    """What the "Add a filter" box holds: the picked values, or the typed text for contains."""
+    if operator == "contains":
+        text = str(st.session_state.get("filter_text") or "").strip()
+        return [text] if text else []
+    return [str(v) for v in st.session_state.get("filter_values") or [] if str(v)]
+
+
 def add_chosen_filter() -> None:
-    """The "Add a filter" box's value, once chosen, becomes a filter; the box empties."""
-    dimension, value = (
-        st.session_state.get("filter_dimension"),
-        st.session_state.get("filter_value"),
-    )
-    if dimension and value:
-        set_view(current_view().with_filter(dimension, str(value).strip()))
-    st.session_state["filter_value"] = None
+    """The "Add a filter" box's filter is added to the view (replacing one of the same
+    dimension and operator); the box empties."""
+    dimension = st.session_state.get("filter_dimension")
+    operator = st.session_state.get("filter_operator") or "is"
+    values = chosen_values(operator)
+    if dimension and values:
+        set_view(current_view().with_filter(filter_from(dimension, operator, values)))
+    st.session_state["filter_values"] = []
+    st.session_state["filter_text"] = ""
+
+
+def opened_view(default_site: str) -> tuple[View, list[str]]:
+    """The view of the link this session opened, and a note per filter of it that was
+    ignored (unknown operator, dimension, or a property no event of the period has)."""
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    view, notes = read_view(params, default_site, site_timezone)
+    if any(item.dimension.startswith(PROPS) for item in view.filters):
+        try:
+            view, unknown = without_unknown_properties(view, property_keys(view))
+        except PipelineError:
+            unknown = []  # the page itself says the backend failed
+        notes += unknown
+    return view, notes
 
 
 def follow_site_timezone() -> None:
@@ -61,8 +98,9 @@ sites = registered_sites()
 if "view" not in st.session_state:
     # A shared link: the URL's parameters are the starting view.
     default_site = current.default_site or next(iter(sites), "")
-    start = view_from_params(st.query_params.to_dict(), default_site, site_timezone)
+    start, notes = opened_view(default_site)
     st.session_state["view"] = start
+    st.session_state[URL_NOTES] = (start.filters, notes)
 # The sidebar's widgets start from the view through `index`/`value`, not by presetting their
 # session state: a browser reset such preset widgets to their first option on the next rerun
 # (a link with ?period=7d became "Today" at the first click). Later runs keep the widget's own
@@ -138,26 +176,49 @@ with st.sidebar:
     # Lazy: the values are read only while the box is open and a dimension is chosen.
     with st.expander("Add a filter", key="filter_box", on_change="rerun") as box:
         if box.open:
+            # Custom properties of the period's events join the fixed dimensions.
+            keys = [f"{PROPS}{key}" for key in property_keys(shown)]
             dimension = st.selectbox(
                 "Dimension",
-                list(FILTER_DIMENSIONS),
+                [*FILTER_DIMENSIONS, *keys],
                 index=None,
                 placeholder="Choose a dimension",
-                format_func=FILTER_DIMENSIONS.get,
+                format_func=dimension_label,  # options are plain text, not Markdown
                 key="filter_dimension",
             )
             if dimension:
-                # Searchable: typing narrows the values, in any case. Only values of the view are
-                # offered (typing "goog" + Enter picks "Google", not a filter matching nothing);
-                # a link with `f.<dimension>=` sets any other value.
-                st.selectbox(
-                    f"{md_escape(FILTER_DIMENSIONS[dimension])} is",
-                    dimension_values(current_view(), dimension),
-                    index=None,
-                    placeholder="Type to search",
-                    format_func=partial(value_label, dimension),
-                    key="filter_value",
-                    on_change=add_chosen_filter,
+                # markdown-safe: the options are the literal keys of OPERATOR_WORDS
+                operator = st.radio(
+                    "Operator",
+                    list(OPERATOR_WORDS),
+                    format_func=OPERATOR_WORDS.__getitem__,
+                    horizontal=True,
+                    key="filter_operator",
+                )
+                name, word = dimension_label(dimension), OPERATOR_WORDS[operator]
+                if operator == "contains":
+                    # Any text: a part of values, in any case ("blog" matches "/Blog/x").
+                    st.text_input(
+                        f"{md_escape(name)} {md_escape(word)}",
+                        key="filter_text",
+                        placeholder="Part of a value",
+                    )
+                else:
+                    # Searchable, any case. Only values of the view are offered (no filter
+                    # that matches nothing by a typo); a link with `f.<dimension>=` sets any.
+                    st.multiselect(
+                        f"{md_escape(name)} {md_escape(word)}",
+                        dimension_values(current_view(), dimension),
+                        placeholder="Type to search; several values are OR-ed",
+                        format_func=partial(value_label, dimension),
+                        key="filter_values",
+                    )
+                st.button(
+                    "Add filter",
+                    key="filter_add",
+                    on_click=add_chosen_filter,
+                    disabled=not chosen_values(operator),
+                    type="primary",
                 )
 
 view = current_view()
@@ -174,6 +235,11 @@ set_view(
 )
 
 filter_chips(current_view(), remove_filter)
+# What a link asked for and the dashboard ignored stays said while its filters are on screen.
+noted_filters, url_notes = st.session_state.get(URL_NOTES, ((), []))
+if url_notes and current_view().filters == noted_filters:
+    for note in url_notes:
+        st.warning(md_escape(note), icon="⚠️")
 
 st.navigation(pages()).run()
 

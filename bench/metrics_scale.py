@@ -1,4 +1,6 @@
-"""The overview's numbers on 1,000,000 synthetic events, and the frame's memory (issue 5).
+"""The overview's numbers on 1,000,000 synthetic events, and the frame's memory (issue 5),
+unfiltered and under a page filter with Plausible's semantics (issue 14: the visits are
+computed once per selection, the Pages report adds time on page and scroll depth).
 
 Targets: every overview number in ≤ 2 s on this machine; the events frame ≤ 300 MB.
 Run: `python -m bench.metrics_scale [events]`.
@@ -33,7 +35,12 @@ def synthetic(n: int, seed: int = 1) -> pd.DataFrame:
         {
             "ts": pd.to_datetime(ts, unit="us", utc=True),
             "site": pd.Categorical(["example.com"] * n),
-            "name": pick(["pageview"] * 1 + ["Signup", "Download", "Outbound Link: Click"]),
+            # A third are engagement events (one per page left, as the script sends them).
+            "name": pd.Categorical(
+                rng.choice(
+                    ["pageview", "engagement", "Signup", "Download"], n, p=[0.6, 0.34, 0.04, 0.02]
+                )
+            ),
             "path": pick([f"/page/{i}" for i in range(200)]).astype(str),
             "referrer_source": pick(
                 [
@@ -55,13 +62,19 @@ def synthetic(n: int, seed: int = 1) -> pd.DataFrame:
             "device": pick(["Desktop", "Mobile", "Tablet"]),
             "browser": pick(["Chrome", "Safari", "Firefox", "Edge", "Samsung Internet"]),
             "visitor": pd.Series(visitors).map(lambda v: f"{v:016x}").astype("string[pyarrow]"),
+            "engagement_ms": rng.integers(0, 120_000, n).astype("float64"),
+            "scroll_depth": rng.integers(0, 101, n).astype("float64"),
         }
     )
+    not_engagement = (frame["name"] != "engagement").to_numpy()
+    frame.loc[not_engagement, ["engagement_ms", "scroll_depth"]] = np.nan
     for column in COLUMNS:
         if column not in frame:
             frame[column] = (
                 pd.Categorical([""] * n)
                 if column in CATEGORICAL
+                else pd.Series([""] * n, dtype="string[pyarrow]")
+                if column == "prev_visitor"
                 else pd.Series([None] * n, dtype="object")
             )
     return frame[list(COLUMNS)]
@@ -72,19 +85,24 @@ def run(n: int = 1_000_000) -> dict[str, float]:
     memory_mb = frame.memory_usage(deep=True).sum() / 1e6
     timings = {}
     began = time.perf_counter()
-    table = {}
+    found = {}
+    page = metrics.filter_from("path", "contains", ["/page/1"])
     steps = {
-        # The overview page computes the visits once and hands them to every metric.
-        "visits (30-minute rule)": lambda: table.setdefault("t", metrics.visits(frame)),
-        "summary (6 numbers)": lambda: metrics.summary(frame, table["t"]),
-        "time series by day": lambda: table.setdefault(
-            "s", metrics.timeseries(frame, "day", "UTC", table=table["t"])
+        # The overview page selects once (the visits) and hands the selection to every metric.
+        "select (30-minute rule)": lambda: found.setdefault("all", metrics.select(frame)),
+        "summary (6 numbers)": lambda: metrics.summary(found["all"]),
+        "time series by day": lambda: found.setdefault(
+            "series", metrics.timeseries(found["all"], "day", "UTC")
         ),
-        "top sources": lambda: metrics.breakdown(frame, "referrer_source", 10, table["t"]),
-        "top pages": lambda: metrics.breakdown(frame, "path", 10, table["t"]),
-        "top countries": lambda: metrics.breakdown(frame, "country", 10, table["t"]),
-        "devices": lambda: metrics.breakdown(frame, "device", table=table["t"]),
-        "anomaly flags": lambda: anomalies.flag(table["s"].set_index("bucket")["visitors"], 7),
+        "top sources": lambda: metrics.breakdown(found["all"], "referrer_source", 10),
+        "top pages (+ time, scroll)": lambda: metrics.breakdown(found["all"], "path", 10),
+        "top countries": lambda: metrics.breakdown(found["all"], "country", 10),
+        "devices": lambda: metrics.breakdown(found["all"], "device"),
+        "exit pages (+ exit rate)": lambda: metrics.breakdown(found["all"], "exit_page", 10),
+        "anomaly flags": lambda: anomalies.flag(found["series"].set_index("bucket")["visitors"], 7),
+        "page filter: select": lambda: found.setdefault("page", metrics.select(frame, [page])),
+        "page filter: summary": lambda: metrics.summary(found["page"]),
+        "page filter: top pages": lambda: metrics.breakdown(found["page"], "path", 10),
     }
     for name, step in steps.items():
         started = time.perf_counter()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import cached_property
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -70,41 +71,96 @@ class Data:
         return _stopping_on_errors(lambda: events(self.view.site, self.start, self.end))
 
     @cached_property
-    def events(self) -> pd.DataFrame:
-        """The view's raw events, filtered (read on first use)."""
-        return metrics.filter_events(self.unfiltered, dict(self.view.filters))
+    def selection(self) -> metrics.Selection:
+        """The view's filters applied with Plausible's semantics (`metrics.select`: a page
+        filter keeps whole visits that viewed the page), computed once per page run and shared
+        by every metric."""
+        return _selected(self.unfiltered, self.view)
 
     @cached_property
-    def previous(self) -> pd.DataFrame | None:
-        """The comparison range's raw events, filtered; None without a comparison."""
-        compared = comparison_dates(self.first, self.last, self.view.compare)
-        if not compared:
-            return None
-        bounds = utc_bounds(*compared, self.view.tz)
-        found = _stopping_on_errors(lambda: events(self.view.site, *bounds))
-        return metrics.filter_events(found, dict(self.view.filters))
+    def events(self) -> pd.DataFrame:
+        """The view's raw events that match its filters (read on first use)."""
+        return self.selection.events
 
     @cached_property
     def visits(self) -> pd.DataFrame:
-        """The visits of `events`, computed once per page run and shared by every metric
-        (browser_version/os_version as "Chrome 120", as the breakdowns show them)."""
-        return metrics.visits(rollups.with_versions(self.events))
+        """The visits of the selection (browser_version/os_version as "Chrome 120")."""
+        return self.selection.visits
+
+    @cached_property
+    def visit_events(self) -> pd.DataFrame:
+        """Every event of the selected visits (what a funnel follows through a visit)."""
+        chosen = self.selection
+        if chosen.source is None or chosen.source_visit_of is None:
+            return chosen.events
+        inside = np.isin(chosen.source_visit_of, chosen.visits["visit"].to_numpy())
+        return chosen.source[inside]
+
+    @cached_property
+    def compared(self) -> tuple[date, date] | None:
+        return comparison_dates(self.first, self.last, self.view.compare)
+
+    @cached_property
+    def previous_selection(self) -> metrics.Selection | None:
+        """The comparison range's selection; None without a comparison."""
+        if not self.compared:
+            return None
+        bounds = utc_bounds(*self.compared, self.view.tz)
+        found = _stopping_on_errors(lambda: events(self.view.site, *bounds))
+        return _selected(found, self.view)
+
+    @cached_property
+    def previous(self) -> pd.DataFrame | None:
+        """The comparison range's matching raw events; None without a comparison."""
+        chosen = self.previous_selection
+        return chosen.events if chosen is not None else None
+
+    @cached_property
+    def previous_days(self) -> list[dict] | None:
+        """The comparison range's rollup records when rollups answer the view (None else)."""
+        if self.days is None or not self.compared:
+            return None
+        first, last = self.compared
+        try:
+            return _stopping_on_errors(
+                lambda: rollup_days(self.view.site, first, last, self.view.tz, today(self.view))
+            )
+        except RollupsIncomplete:
+            return None
 
     @cached_property
     def summary(self) -> metrics.Summary:
         if self.days is not None:
             return rollups.summary(self.days)
-        return metrics.summary(self.events, self.visits)
+        return metrics.summary(self.selection)
 
     def breakdown(self, dimension: str, limit: int | None = None) -> pd.DataFrame:
         """`metrics.breakdown` of the view for `dimension` (value, visitors, visits, pageviews,
-        bounce_rate, visit_duration): what every page's tables show. `browser_version` and
-        `os_version` values are "Chrome 120" (name and version)."""
-        if self.days is not None:
+        bounce_rate, visit_duration, and what the dimension adds: time on page and scroll
+        depth for pages, exit rate for exit pages, events for events and properties): what
+        every page's tables show. `browser_version` and `os_version` values are "Chrome 120"
+        (name and version). Rollups answer every dimension they carry (a record of an older
+        version, without the new measures, counts as missing: raw events answer)."""
+        if self.days is not None and rollups_carry(dimension):
             return rollups.breakdown(self.days, dimension, limit)
-        return metrics.breakdown(
-            rollups.with_versions(self.events), dimension, limit, table=self.visits
-        )
+        return metrics.breakdown(self.selection, dimension, limit)
+
+    def previous_breakdown(self, dimension: str) -> pd.DataFrame | None:
+        """`breakdown` of the comparison range (every row); None without a comparison."""
+        if not self.compared:
+            return None
+        if self.previous_days is not None and rollups_carry(dimension):
+            return rollups.breakdown(self.previous_days, dimension)
+        chosen = self.previous_selection
+        return metrics.breakdown(chosen, dimension) if chosen is not None else None
+
+    def table(self, dimension: str, limit: int | None = None) -> pd.DataFrame:
+        """`breakdown`, with each row's change of visitors against the comparison range
+        (column "change", percent or None) when the view compares."""
+        current = self.breakdown(dimension, limit)
+        if not self.compared:
+            return current
+        return metrics.with_change(current, self.previous_breakdown(dimension))
 
     def cities(self) -> pd.DataFrame:
         """Located visitors by city (city, lat, lon, visitors), for the map."""
@@ -113,6 +169,22 @@ class Data:
         located = self.events.dropna(subset=["lat", "lon"])
         grouped = located.groupby(["city", "lat", "lon"], observed=True)["visitor"].nunique()
         return grouped.rename("visitors").reset_index()
+
+
+def rollups_carry(dimension: str) -> bool:
+    """Whether the daily rollups hold `dimension`'s breakdown (properties, hostnames: raw)."""
+    return dimension in (*rollups.ROLLUP_DIMENSIONS, "path", "name")
+
+
+def _selected(found: pd.DataFrame, view: View) -> metrics.Selection:
+    """`metrics.select` of `found` by the view's filters (on the stored columns: a version
+    filter says "120"), its events and visits then shown with "Chrome 120" versions."""
+    chosen = metrics.select(found, view.filters)
+    return replace(
+        chosen,
+        events=rollups.with_versions(chosen.events),
+        visits=rollups.with_versions(chosen.visits),
+    )
 
 
 def _stopping_on_errors(read: Callable[[], T]) -> T:
@@ -150,8 +222,8 @@ def add_filter(dimension: str, value: str) -> None:
     set_view(current_view().with_filter(dimension, value))
 
 
-def remove_filter(dimension: str) -> None:
-    set_view(current_view().without_filter(dimension))
+def remove_filter(dimension: str, operator: str = "is") -> None:
+    set_view(current_view().without_filter(dimension, operator))
 
 
 def load() -> Data:

@@ -83,6 +83,11 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
+def depth(value: float | None) -> str:
+    """Scroll depth, already in percent (0..100): "45%", as Plausible writes it."""
+    return MISSING if _missing(value) else f"{round(value):d}%"
+
+
 def ratio(value: float | None) -> str:
     """Views per visit: "2.31"."""
     return MISSING if _missing(value) else f"{value:.2f}"
@@ -127,7 +132,10 @@ FORMATTERS: dict[str, Callable[[float | None], str]] = {
     "drop_off": percent,
     "share": percent,
     "visit_duration": duration,
+    "time_on_page": duration,
+    "scroll_depth": depth,
     "views_per_visit": ratio,
+    "change": change,  # a table row's change of visitors against the comparison
 }
 
 

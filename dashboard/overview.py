@@ -105,7 +105,14 @@ def _from_rollups(
             if before is not None and compared else None
         ),
         interval=interval,
-        tops={d: rollups.breakdown(days, d, limit) for d, limit in TOPS.items()},
+        tops={
+            d: _with_change(
+                rollups.breakdown(days, d, limit),
+                rollups.breakdown(before, d) if before is not None else None,
+                before is not None,
+            )
+            for d, limit in TOPS.items()
+        },
         insights=anomalies.insights_from(
             daily.set_index("bucket")["visitors"], by_label, counting=today
         )
@@ -117,7 +124,7 @@ def _from_rollups(
 def _from_events(data: Data, interval: str, now: datetime, note: str = "") -> Overview:
     tz = data.view.tz
     compared = comparison_dates(data.first, data.last, data.view.compare)
-    previous = data.previous
+    previous = data.previous_selection
     previous_series = None
     if previous is not None and compared:
         previous_series = rollups.mark_partial(
@@ -127,22 +134,29 @@ def _from_events(data: Data, interval: str, now: datetime, note: str = "") -> Ov
         )
     return Overview(
         data.view, data.first, data.last,
-        summary=metrics.summary(data.events, data.visits),
+        summary=metrics.summary(data.selection),
         previous=metrics.summary(previous) if previous is not None else None,
         series=rollups.mark_partial(
-            metrics.timeseries(data.events, interval, tz, data.start, data.end, table=data.visits),
+            metrics.timeseries(data.selection, interval, tz, data.start, data.end),
             now,
             data.end,
         ),
         previous_series=previous_series,
         interval=interval,
-        tops={d: metrics.breakdown(data.events, d, limit, table=data.visits) for d, limit in TOPS.items()},
+        tops={d: data.table(d, limit) for d, limit in TOPS.items()},
         insights=anomalies.insights(
             data.events, tz, counting=pd.Timestamp(now).tz_convert(tz).date()
         ),
         source=RAW,
         note=note,
     )  # fmt: skip
+
+
+def _with_change(
+    current: pd.DataFrame, previous: pd.DataFrame | None, comparing: bool
+) -> pd.DataFrame:
+    """A top table with its rows' change of visitors when the view compares."""
+    return metrics.with_change(current, previous) if comparing else current
 
 
 def zone_note(view: View, site_tz: str) -> str:

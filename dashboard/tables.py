@@ -22,13 +22,23 @@ from dashboard import format as fmt
 from dashboard.context import current_view, set_view, today
 from dashboard.format import md_escape
 from dashboard.navigation import pages
-from dashboard.view import FILTER_DIMENSIONS, View, period_dates, utc_bounds
+from dashboard.view import (
+    OPERATOR_WORDS,
+    PROPS,
+    View,
+    dimension_label,
+    is_filterable,
+    period_dates,
+    utc_bounds,
+)
 from pipeline.errors import PipelineError
 from pipeline.stats import metrics
+from pipeline.stats.metrics import Filter
 
 TOP_ROWS = 10  # rows a table shows until "Show all" is on
 TALLEST = 25  # rows a table grows to before it scrolls inside
 CHIP_CHARS = 40  # a chip shows at most this many characters of a value
+CHIP_VALUES = 2  # a chip names this many values of a filter, then "or N more"
 GENERATION = "table_generation"
 SHARE = "visitor_share"  # percent of the table's visitors (not a fraction: see display_frame)
 # Human headers (Plausible's words); a column not named here keeps its own name.
@@ -42,10 +52,21 @@ HEADERS = {
     "bounce_rate": "Bounce rate",
     "visit_duration": "Visit duration",
     "conversion_rate": "Conversion rate",
+    "time_on_page": "Time on page",
+    "scroll_depth": "Scroll depth",
+    "exit_rate": "Exit rate",
+    "change": "Change",
+}
+HELP = {
+    "change": "Visitors against the comparison period (— when it had none)",
+    "time_on_page": "Average engaged time on the page (— without data)",
+    "scroll_depth": "Average of the visitors' deepest scroll on the page (— without data)",
+    "exit_rate": "Exits from the page, as a part of its pageviews",
 }
 # What `visits` counts where it is not "visits": metrics.breakdown counts each visit once, for
-# its first (entry) or last (exit) page; a page's `visits` are the visits that entered there.
-VISITS_ARE = {"path": "entrances", "entry_page": "entrances", "exit_page": "exits"}
+# its first (entry) or last (exit) page. A page's own `visits` (dimension "path") are the visits
+# that viewed it, as Plausible counts them.
+VISITS_ARE = {"entry_page": "entrances", "exit_page": "exits"}
 # Tables of a dimension the view cannot filter by, and what a row click filters instead: an
 # entry or exit page filters by that page.
 FILTER_AS = {"entry_page": "path", "exit_page": "path"}
@@ -58,15 +79,26 @@ def value_label(dimension: str, value: str) -> str:
     return value if value != "" else "(none)"
 
 
+def filter_text(item: Filter, limit: int = CHIP_CHARS) -> str:
+    """A filter as a reader says it, not escaped: "Page is not /blog", "Page is /a or /b",
+    "Property plan contains pro"; each value cut to `limit` characters, and beyond CHIP_VALUES
+    values "or N more"."""
+    values = [shorten(value_label(item.dimension, v), limit) for v in item.values]
+    named = " or ".join(values[:CHIP_VALUES])
+    if len(values) > CHIP_VALUES:
+        named += f" or {len(values) - CHIP_VALUES} more"
+    word = OPERATOR_WORDS.get(item.operator, item.operator)
+    return f"{dimension_label(item.dimension)} {word} {named}"
+
+
 def shorten(text: str, limit: int = CHIP_CHARS) -> str:
     """`text` cut to `limit` characters with an ellipsis, so a long value keeps a chip small."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def chip_label(dimension: str, value: str) -> str:
+def chip_label(item: Filter) -> str:
     """The remove-button text of a filter: escaped, so a value with markup reads as text."""
-    name = FILTER_DIMENSIONS.get(dimension, dimension)
-    return f"✕ {md_escape(name)}: {md_escape(shorten(value_label(dimension, value)))}"
+    return f"✕ {md_escape(filter_text(item))}"
 
 
 def display_frame(table: pd.DataFrame, dimension: str, total: float | None = None) -> pd.DataFrame:
@@ -102,7 +134,7 @@ def column_config(columns: list[str], label: str) -> dict[str, object]:
                 max_value=100.0,
             )
         elif column in HEADERS:
-            config[column] = fmt.measure_column(column, HEADERS[column])
+            config[column] = fmt.measure_column(column, HEADERS[column], HELP.get(column))
     return config
 
 
@@ -144,9 +176,9 @@ def filterable_table(
     if total is None and "visitors" in table:
         total = float(table["visitors"].sum())  # of the whole table, not only the rows shown
     shown = display_frame(rows, dimension, total=total)
-    clickable = to_filters is not None or FILTER_AS.get(dimension, dimension) in FILTER_DIMENSIONS
+    clickable = to_filters is not None or is_filterable(FILTER_AS.get(dimension, dimension))
     widget = f"{key}.{st.session_state.get(GENERATION, 0)}"
-    name = label or FILTER_DIMENSIONS.get(dimension, dimension)
+    name = label or dimension_label(dimension)
     st.dataframe(
         fmt.styled(shown),
         key=widget,
@@ -168,19 +200,23 @@ def filterable_table(
         st.toggle(f"Show all ({len(table):,})", key=f"{key}_all")
 
 
-def filter_chips(view: View, remove: Callable[[str], None]) -> None:
+def chip_key(item: Filter) -> str:
+    return f"chip-{item.operator}-{item.dimension}"
+
+
+def filter_chips(view: View, remove: Callable[[str, str], None]) -> None:
     """One button per filter; clicking it removes that filter."""
     if not view.filters:
         return
     chips = st.columns(len(view.filters) + 1)
-    for column, (dimension, value) in zip(chips, view.filters, strict=False):
-        # markdown-safe: chip_label escapes the dimension's name and the value
+    for column, item in zip(chips, view.filters, strict=False):
+        # markdown-safe: chip_label and filter_text's text pass through md_escape
         column.button(
-            chip_label(dimension, value),
-            key=f"chip-{dimension}",
+            chip_label(item),
+            key=chip_key(item),
             on_click=remove,
-            args=(dimension,),
-            help=f"Remove this filter ({md_escape(shorten(value, 200))})",
+            args=(item.dimension, item.operator),
+            help=f"Remove this filter ({md_escape(filter_text(item, 200))})",
         )
 
 
@@ -213,10 +249,7 @@ def drop_sentence(dropped: pd.Series) -> str | None:
 def empty_state(view: View, filtered: bool) -> None:
     """What a page shows instead of numbers when the view has no events."""
     if filtered:
-        described = " and ".join(
-            f"{md_escape(FILTER_DIMENSIONS.get(d, d))} is **{md_escape(shorten(value_label(d, v)))}**"
-            for d, v in view.filters
-        )
+        described = " and ".join(f"**{md_escape(filter_text(item))}**" for item in view.filters)
         # markdown-safe: `described` is made of md_escape()d names and values
         st.info(
             f"No events match {described} in this period. Remove a filter with the ✕ on its "
@@ -252,17 +285,37 @@ def _dropped(view: View) -> pd.Series:
 
 
 def dimension_values(view: View, dimension: str) -> list[str]:
-    """The values `dimension` takes in the view (its other filters applied), most visitors
-    first: what the "Add a filter" box offers. Read from the cached events of the period,
-    only when someone opens the box and picks a dimension."""
+    """The values `dimension` (a column or "props.<key>") takes in the view (its filters on
+    other dimensions applied), most visitors first: what the "Add a filter" box offers. Read
+    from the cached events of the period, only when someone opens the box and picks a
+    dimension."""
+    frame = metrics.filter_events(
+        period_events(view), tuple(f for f in view.filters if f.dimension != dimension)
+    )
+    frame = frame[frame["name"] != metrics.ENGAGEMENT]  # carries no value a filter could pick
+    if dimension.startswith(PROPS):
+        key = dimension[len(PROPS) :]
+        column = frame["props"].map(lambda p: str(p.get(key, "")) if isinstance(p, dict) else "")
+    elif dimension in frame:
+        column = frame[dimension].astype(str)
+    else:
+        return []
+    if frame.empty:
+        return []
+    counts = frame.groupby(column.rename("value"), observed=True)["visitor"].nunique()
+    ranked = counts.reset_index().sort_values(["visitor", "value"], ascending=[False, True])
+    return [value for value in ranked["value"] if value != ""]
+
+
+def period_events(view: View) -> pd.DataFrame:
+    """The raw events of the view's period, unfiltered (from the cache every page shares)."""
     from dashboard.data import events
 
     first, last = period_dates(view, today(view))
-    frame = events(view.site, *utc_bounds(first, last, view.tz))
-    others = {d: v for d, v in view.filters if d != dimension}
-    frame = metrics.filter_events(frame, others)
-    if frame.empty or dimension not in frame:
-        return []
-    counts = frame.groupby(frame[dimension].astype(str), observed=True)["visitor"].nunique()
-    ranked = counts.reset_index().sort_values(["visitor", dimension], ascending=[False, True])
-    return [value for value in ranked[dimension] if value != ""]
+    return events(view.site, *utc_bounds(first, last, view.tz))
+
+
+def property_keys(view: View) -> list[str]:
+    """Every custom property key of the period's events, most events first (for the filter
+    box's dimensions and the Goals page's property breakdown)."""
+    return metrics.property_keys(period_events(view))

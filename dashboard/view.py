@@ -2,14 +2,23 @@
 
 Pure functions: the frame reads a `View` from `st.query_params` and writes it back, so a URL
 reproduces what is on screen.
+
+Filters in a URL (docs/dashboard.md, "Filters"): `f.<dimension>=value` is "is" (the form old
+links use), `fn.<dimension>=` "is not", `fc.<dimension>=` "contains" (any case); a key repeated
+gives several values, OR-ed (`f.path=/a&f.path=/b`); a custom property is `props.<key>`
+(`f.props.plan=pro`). At most one filter per dimension and operator, which is what one URL key
+can say.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.stats.metrics import Filter, filter_from
 
 PRESETS = {
     "today": "Today",
@@ -40,8 +49,38 @@ FILTER_DIMENSIONS = {
     "device": "Device",
     "screen": "Screen size",
     "name": "Event",
+    "hostname": "Hostname",
 }
+PROPS = "props."  # a custom property's dimension is "props.<key>"
+OPERATOR_WORDS = {"is": "is", "is_not": "is not", "contains": "contains"}
+# The URL key's prefix of each operator: "f." stays "is", so links made before operators work.
+URL_PREFIXES = {"is": "f", "is_not": "fn", "contains": "fc"}
+OPERATOR_OF_PREFIX = {prefix: operator for operator, prefix in URL_PREFIXES.items()}
+# What reads as a filter key: a prefix of letters starting with "f", a dot, the dimension.
+_FILTER_KEY = re.compile(r"^(f[a-z]*)\.(.+)$")
 DEFAULT_PERIOD = "30d"
+
+
+def is_filterable(dimension: str) -> bool:
+    """A dimension a filter can name: one of FILTER_DIMENSIONS or a property `props.<key>`."""
+    return dimension in FILTER_DIMENSIONS or (
+        dimension.startswith(PROPS) and bool(dimension[len(PROPS) :].strip())
+    )
+
+
+def dimension_label(dimension: str) -> str:
+    """ "Page", "Hostname", "Property plan" (not Markdown-escaped)."""
+    if dimension.startswith(PROPS):
+        return f"Property {dimension[len(PROPS) :]}"
+    return FILTER_DIMENSIONS.get(dimension, dimension)
+
+
+def _as_filter(item: Filter | tuple[str, str]) -> Filter:
+    # A (dimension, value) pair is the "is" filter of the views made before operators.
+    if isinstance(item, Filter):
+        return item
+    dimension, value = item
+    return Filter(dimension, "is", (value,))
 
 
 @dataclass(frozen=True)
@@ -52,14 +91,27 @@ class View:
     last: date | None = None
     compare: str = "none"
     tz: str = "UTC"
-    filters: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    filters: tuple[Filter, ...] = field(default_factory=tuple)
 
-    def with_filter(self, dimension: str, value: str) -> View:
-        kept = tuple((d, v) for d, v in self.filters if d != dimension)
-        return replace(self, filters=(*kept, (dimension, value)))
+    def __post_init__(self) -> None:
+        # Frozen: normalised once, so two views of the same filters compare equal.
+        object.__setattr__(self, "filters", tuple(_as_filter(f) for f in self.filters))
 
-    def without_filter(self, dimension: str) -> View:
-        return replace(self, filters=tuple((d, v) for d, v in self.filters if d != dimension))
+    def with_filter(self, dimension: str | Filter, value: str = "") -> View:
+        """The view with `dimension is value` (or the given Filter), replacing the filter of
+        the same dimension and operator."""
+        new = dimension if isinstance(dimension, Filter) else Filter(dimension, "is", (value,))
+        kept = tuple(f for f in self.filters if _slot(f) != _slot(new))
+        return replace(self, filters=(*kept, new))
+
+    def without_filter(self, dimension: str, operator: str = "is") -> View:
+        return replace(
+            self, filters=tuple(f for f in self.filters if _slot(f) != (dimension, operator))
+        )
+
+
+def _slot(item: Filter) -> tuple[str, str]:
+    return item.dimension, item.operator
 
 
 def period_dates(view: View, today: date) -> tuple[date, date]:
@@ -126,21 +178,83 @@ def _zone(text: str) -> str:
         return "UTC"
 
 
+def _all(value: str | list[str] | None) -> tuple[str, ...]:
+    """Every non-empty value of a (possibly repeated) parameter, in order, once each."""
+    values = value if isinstance(value, list) else [value or ""]
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def filters_from_params(
+    params: Mapping[str, str | list[str]],
+) -> tuple[tuple[Filter, ...], list[str]]:
+    """The filters of URL parameters, and one plain sentence per filter key that was ignored
+    (unknown operator prefix or unknown dimension). A key without a value is no filter and
+    needs no note (`f.x=`: a "(none)" row that was never added)."""
+    filters: list[Filter] = []
+    notes: list[str] = []
+    for key, value in params.items():
+        matched = _FILTER_KEY.match(key)
+        if not matched:
+            continue
+        prefix, dimension = matched.groups()
+        values = _all(value)
+        if prefix not in OPERATOR_OF_PREFIX:
+            known = ", ".join(f"{p}." for p in URL_PREFIXES.values())
+            notes.append(
+                f"Ignored the filter {key} from the link: unknown operator {prefix} (use {known})."
+            )
+            continue
+        if not is_filterable(dimension):
+            notes.append(f"Ignored the filter {key} from the link: unknown dimension {dimension}.")
+            continue
+        if not values:
+            continue
+        try:
+            filters.append(filter_from(dimension, OPERATOR_OF_PREFIX[prefix], values))
+        except ValueError as exc:  # the metrics' own sentence says why
+            notes.append(f"Ignored the filter {key} from the link: {exc}")
+    return tuple(filters), notes
+
+
+def without_unknown_properties(view: View, known: Iterable[str]) -> tuple[View, list[str]]:
+    """`view` without its filters on property keys not in `known` (the keys the period's
+    events carry), and a note for each: a link's `f.props.plna=pro` is a typo, not a filter
+    that silently matches nothing."""
+    keys = set(known)
+    kept, notes = [], []
+    for item in view.filters:
+        key = item.dimension[len(PROPS) :] if item.dimension.startswith(PROPS) else None
+        if key is not None and key not in keys:
+            notes.append(
+                f"Ignored the filter on property {key} from the link: no event in this period "
+                "has that property."
+            )
+        else:
+            kept.append(item)
+    return replace(view, filters=tuple(kept)), notes
+
+
+def read_view(
+    params: Mapping[str, str | list[str]],
+    default_site: str,
+    site_tz: Callable[[str], str] = lambda _site: "UTC",
+) -> tuple[View, list[str]]:
+    """`view_from_params`, and the notes on the filters it ignored (to show on the page)."""
+    return view_from_params(params, default_site, site_tz), filters_from_params(params)[1]
+
+
 def view_from_params(
     params: Mapping[str, str | list[str]],
     default_site: str,
     site_tz: Callable[[str], str] = lambda _site: "UTC",
 ) -> View:
-    """A view from URL query parameters; anything unknown or malformed falls back to defaults
-    (the time zone to the site's own, `site_tz(site)`)."""
+    """A view from URL query parameters (a repeated key as a list of its values); anything
+    unknown or malformed falls back to defaults (the time zone to the site's own,
+    `site_tz(site)`), an unknown filter is left out (`read_view` says which)."""
     site = _one(params.get("site")) or default_site
     period = _one(params.get("period"))
     compare = _one(params.get("compare"))
-    filters = tuple(
-        (key[2:], _one(value))
-        for key, value in params.items()
-        if key.startswith("f.") and key[2:] in FILTER_DIMENSIONS and _one(value)
-    )
+    filters, _notes = filters_from_params(params)
     return View(
         site=site,
         period=period if period in PRESETS else DEFAULT_PERIOD,
@@ -152,14 +266,18 @@ def view_from_params(
     )
 
 
-def view_to_params(view: View, site_tz: str = "UTC") -> dict[str, str]:
-    """The URL form of `view`; the time zone only when it is not the site's own."""
-    params = {"site": view.site, "period": view.period}
+def view_to_params(view: View, site_tz: str = "UTC") -> dict[str, str | list[str]]:
+    """The URL form of `view`; the time zone only when it is not the site's own; a filter of
+    several values as a repeated key (a list)."""
+    params: dict[str, str | list[str]] = {"site": view.site, "period": view.period}
     if view.period == "custom" and view.first and view.last:
         params |= {"from": view.first.isoformat(), "to": view.last.isoformat()}
     if view.compare != "none":
         params["compare"] = view.compare
     if view.tz != site_tz:
         params["tz"] = view.tz
-    params |= {f"f.{dimension}": value for dimension, value in view.filters}
+    for item in view.filters:
+        values = list(item.values)
+        key = f"{URL_PREFIXES[item.operator]}.{item.dimension}"
+        params[key] = values[0] if len(values) == 1 else values
     return params

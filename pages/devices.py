@@ -33,7 +33,7 @@ TABS = {
     "Device": "device",
     "Screen size": "screen",
 }
-tables = {dimension: data.breakdown(dimension) for dimension in TABS.values()}
+tables = {dimension: data.table(dimension) for dimension in TABS.values()}
 to_filters = {
     "browser_version": version_filters("browser", tables["browser"]["value"]),
     "os_version": version_filters("os", tables["os"]["value"]),

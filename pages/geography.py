@@ -10,7 +10,7 @@ from dashboard.tables import filterable_table
 data = load()
 st.title("Geography")
 points = data.cities()
-countries = data.breakdown("country")
+countries = data.table("country")
 # One plotly map, offline: plotly draws the country outlines from the world file this app
 # serves (static/world_110m.json at /app/static/), not from its CDN, and there is no basemap.
 st.plotly_chart(
@@ -27,6 +27,6 @@ tab_countries, tab_regions, tab_cities = st.tabs(["Countries", "Regions", "Citie
 with tab_countries:
     filterable_table(countries, "country", "geo_countries")
 with tab_regions:
-    filterable_table(data.breakdown("region"), "region", "geo_regions")
+    filterable_table(data.table("region"), "region", "geo_regions")
 with tab_cities:
-    filterable_table(data.breakdown("city"), "city", "geo_cities")
+    filterable_table(data.table("city"), "city", "geo_cities")

@@ -13,6 +13,7 @@ from dashboard.format import md_escape
 from pipeline import PipelineError
 from pipeline.enrich.steps import DROP_EXPLANATIONS
 from pipeline.ops import cost
+from pipeline.stats import metrics
 
 st.title("Pipeline health")
 view, now = current_view(), datetime.now(UTC)
@@ -58,6 +59,14 @@ else:
         hide_index=True,
         width="stretch",
         column_config={"Hits": fmt.measure_column("hits", "Hits")},
+    )
+
+ignored = metrics.orphan_engagement(last_hour)
+if ignored:
+    st.caption(
+        f"{fmt.number(ignored)} engagement event(s) of the last hour count for no page: their "
+        "visit has no pageview of that page (the script's pageview did not arrive, or the "
+        "visit began earlier). Time on page and scroll depth leave them out."
     )
 
 st.subheader("Monthly cost estimate")

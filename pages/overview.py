@@ -104,21 +104,26 @@ if found.insights:
         for line in found.insights:
             st.markdown(f"- {md_escape(line)}")
 
+
+def shown(table: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """A top table's columns on the overview: value, visitors, `measure`, and the change per
+    row when a comparison is on."""
+    return table[[c for c in ("value", "visitors", measure, "change") if c in table]]
+
+
 left, right = st.columns(2)
 with left:
     st.subheader("Top sources")
     filterable_table(
-        found.tops["referrer_source"][["value", "visitors", "visits"]],
+        shown(found.tops["referrer_source"], "visits"),
         "referrer_source",
         "top_sources",
     )
     st.subheader("Top countries")
-    filterable_table(
-        found.tops["country"][["value", "visitors", "visits"]], "country", "top_countries"
-    )
+    filterable_table(shown(found.tops["country"], "visits"), "country", "top_countries")
 with right:
     st.subheader("Top pages")
-    filterable_table(found.tops["path"][["value", "visitors", "pageviews"]], "path", "top_pages")
+    filterable_table(shown(found.tops["path"], "pageviews"), "path", "top_pages")
     st.subheader("Devices")
-    filterable_table(found.tops["device"][["value", "visitors", "visits"]], "device", "top_devices")
+    filterable_table(shown(found.tops["device"], "visits"), "device", "top_devices")
 show_source(found)

@@ -21,7 +21,7 @@ for tab, dimension in zip(
     st.tabs([md_escape(label) for label in tabs]), tabs.values(), strict=True
 ):
     with tab:
-        table = data.breakdown(dimension)
+        table = data.table(dimension)
         table = table[table["value"] != ""]
         if table.empty:
             st.caption("No visits with this field in this period.")

@@ -497,6 +497,21 @@ def _engaged_pairs(selection: Selection) -> pd.DataFrame:
     return pairs.reset_index()[columns]
 
 
+def orphan_engagement(events: pd.DataFrame) -> int:
+    """Engagement events no page counts: their visit holds no pageview of their page (a page
+    without the script's pageview, or a visit cut by the range's start). Time on page and
+    scroll depth leave them out; the health page says how many."""
+    engagement = _is(events, ENGAGEMENT)
+    if not engagement.any():
+        return 0
+    visit_of = _sessionize(events).visit_of
+    path = events["path"].astype(str).to_numpy()
+    viewed = _is(events, PAGEVIEW)
+    seen = pd.MultiIndex.from_arrays([visit_of[viewed], path[viewed]])
+    found = pd.MultiIndex.from_arrays([visit_of[engagement], path[engagement]])
+    return int((~found.isin(seen)).sum())
+
+
 def _legacy_moves(selection: Selection) -> pd.DataFrame:
     """Plausible's transition-based time per page: `seconds` from an event on the page to the
     visit's next event (summed), and `moves`, the distinct (page, next page, visit) moves to
@@ -577,26 +592,27 @@ def _visit_totals(table: pd.DataFrame, key: str) -> pd.DataFrame:
     )
 
 
-def _event_totals(selection: Selection, values: pd.Series) -> pd.DataFrame:
-    """Visitors, visits, pageviews and events of the selection's events, per value."""
-    core, visit_of = _core(selection)
-    events = pd.DataFrame(
-        {
-            "value": values.to_numpy(),
-            "visitor": core["visitor"].to_numpy(),
-            "view": _is(core, PAGEVIEW),
-            "visit": visit_of,
-        }
-    )
-    grouped = events.groupby("value", sort=False, dropna=False)
-    return pd.DataFrame(
-        {
-            "visitors": grouped["visitor"].nunique(),
-            "visits": grouped["visit"].nunique(),
-            "pageviews": grouped["view"].sum(),
-            "events": grouped.size(),
-        }
-    )
+def _distinct_per_code(codes: np.ndarray, other: np.ndarray, size: int) -> np.ndarray:
+    """For each code, how many distinct `other` values occur with it."""
+    width = int(other.max(initial=0)) + 1
+    return np.bincount(np.unique(codes * width + other) // width, minlength=size)
+
+
+def _event_totals(
+    selection: Selection, values: pd.Series
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Visitors, visits, pageviews and events of the selection's events, per value (the
+    values of the non-engagement events, in their order), counted with numpy."""
+    shared = _event_codes(selection)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    size = len(uniques)
+    found = {
+        "visitors": _distinct_per_code(codes, shared["visitor"], size),
+        "visits": _distinct_per_code(codes, shared["position"] + 1, size),
+        "pageviews": np.bincount(codes, weights=shared["pageview"], minlength=size),
+        "events": np.bincount(codes, minlength=size),
+    }
+    return np.asarray(uniques, dtype=object), found
 
 
 def _event_codes(selection: Selection) -> dict[str, np.ndarray]:
@@ -614,7 +630,7 @@ def _event_codes(selection: Selection) -> dict[str, np.ndarray]:
     return selection.cache
 
 
-def _value_totals(selection: Selection, dimension: str) -> pd.DataFrame:
+def _value_totals(selection: Selection, dimension: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A visit dimension: visits, bounces and duration of the visits with each value; visitors
     and pageviews of the selected events in those visits. Counted with numpy (bincount on
     value codes): pandas' per-call overhead times twenty dimensions is most of a day's work."""
@@ -632,38 +648,38 @@ def _value_totals(selection: Selection, dimension: str) -> pd.DataFrame:
         "bounces": np.bincount(codes, weights=table["bounce"].to_numpy(float), minlength=size),
         "duration": np.bincount(codes, weights=table["duration"].to_numpy(float), minlength=size),
     }
-    return pd.DataFrame(
-        {
-            **per_visit,
-            "bounce_base": per_visit["visits"],
-            "duration_base": per_visit["visits"],
-            "visitors": np.bincount(pairs // (int(visitors.max(initial=0)) + 1), minlength=size),
-            "pageviews": np.bincount(
-                event_codes, weights=shared["pageview"][inside], minlength=size
-            ),
-        },
-        index=pd.Index(np.asarray(uniques, dtype=object)),
-    )
+    found = {
+        **per_visit,
+        "bounce_base": per_visit["visits"],
+        "duration_base": per_visit["visits"],
+        "visitors": np.bincount(pairs // (int(visitors.max(initial=0)) + 1), minlength=size),
+        "pageviews": np.bincount(event_codes, weights=shared["pageview"][inside], minlength=size),
+    }
+    return np.asarray(uniques, dtype=object), found
 
 
-def _page_totals(selection: Selection) -> pd.DataFrame:
+def _page_totals(selection: Selection) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per page: its visitors, pageviews and the visits holding it (their whole duration),
     the bounces of the visits that entered there, engagement and legacy moves."""
-    core, visit_of = _core(selection)
-    paths = core["path"].astype(str)
-    stats = _event_totals(selection, paths)
-    holding = pd.DataFrame({"path": paths.to_numpy(), "visit": visit_of}).drop_duplicates()
-    holding = holding.merge(selection.visits[["visit", "duration"]], on="visit")
-    per_page = holding.groupby("path")["duration"]
-    entered = _visit_totals(selection.visits, "entry_page")
-    entered.index = entered.index.astype(str)
-    stats = stats.assign(
-        duration=per_page.sum(),
-        duration_base=per_page.count(),
-        bounces=entered["bounces"],
-        bounce_base=entered["bounce_base"],
-    )
-    return stats.join(page_totals(selection), how="left")
+    core, _ = _core(selection)
+    shared = _event_codes(selection)
+    paths, found = _event_totals(selection, core["path"].astype(str))
+    codes = pd.Index(paths).get_indexer(core["path"].astype(str).to_numpy())
+    # The visits holding each page (distinct code-visit pairs), with their whole duration.
+    width = len(selection.visits) + 1
+    pairs = np.unique(codes * width + shared["position"] + 1)
+    held, at = pairs // width, pairs % width - 1
+    durations = selection.visits["duration"].to_numpy(dtype="float64")
+    found["duration"] = np.bincount(held, weights=durations[at], minlength=len(paths))
+    found["duration_base"] = np.bincount(held, minlength=len(paths))
+    entry = pd.Index(paths).get_indexer(selection.visits["entry_page"].astype(str).to_numpy())
+    entered = entry >= 0
+    bounces = selection.visits["bounce"].to_numpy(dtype="float64")[entered]
+    found["bounces"] = np.bincount(entry[entered], weights=bounces, minlength=len(paths))
+    found["bounce_base"] = np.bincount(entry[entered], minlength=len(paths))
+    engaged = page_totals(selection).reindex(pd.Index(paths, dtype=object))
+    found.update({column: engaged[column].to_numpy(dtype="float64") for column in engaged})
+    return paths, found
 
 
 def breakdown_totals(events: pd.DataFrame | Selection, dimension: str) -> pd.DataFrame:
@@ -672,12 +688,12 @@ def breakdown_totals(events: pd.DataFrame | Selection, dimension: str) -> pd.Dat
     if selection.events.empty or selection.visits.empty:
         return pd.DataFrame(columns=TOTALS, index=pd.Index([], name="value", dtype=object))
     if dimension == "path":
-        stats = _page_totals(selection)
-    elif dimension == "name" or is_property(dimension):
+        return _as_totals(*_page_totals(selection))
+    if dimension == "name" or is_property(dimension):
         core, _ = _core(selection)
         values = core["name"].astype(str) if dimension == "name" else column_of(core, dimension)
-        stats = _event_totals(selection, values)
-    elif dimension in VISIT_PAGES:
+        return _as_totals(*_event_totals(selection, values))
+    if dimension in VISIT_PAGES:
         # A hostname filter picks the visits that entered (left) on that host, as Plausible's.
         table = selection.visits
         where = "entry_hostname" if dimension == "entry_page" else "exit_hostname"
@@ -690,10 +706,26 @@ def breakdown_totals(events: pd.DataFrame | Selection, dimension: str) -> pd.Dat
             views = core.loc[_is(core, PAGEVIEW), "path"].astype(str).value_counts()
             stats["page_pageviews"] = views.reindex(stats.index.astype(str)).to_numpy()
     else:
-        stats = _value_totals(selection, dimension)
-    stats = stats.reindex(columns=TOTALS).fillna(0.0).astype("float64")
-    stats.index = stats.index.astype(str)
-    return stats.rename_axis("value")
+        return _as_totals(*_value_totals(selection, dimension))
+    return _as_totals(
+        stats.index.to_numpy(dtype=object),
+        {column: stats[column].to_numpy(dtype="float64") for column in stats.columns},
+    )
+
+
+_TOTAL_AT = {column: position for position, column in enumerate(TOTALS)}
+
+
+def _as_totals(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The TOTALS frame of `columns` (0 where absent or NaN), indexed by the values as text.
+    Built as one float matrix: a day's rollup breaks some twenty dimensions down, and pandas'
+    per-operation overhead on small frames would be most of the work."""
+    matrix = np.zeros((len(values), len(TOTALS)))
+    for column, numbers in columns.items():
+        if column in _TOTAL_AT:
+            matrix[:, _TOTAL_AT[column]] = np.nan_to_num(numbers)
+    index = pd.Index(["nan" if pd.isna(v) else str(v) for v in values], dtype=object, name="value")
+    return pd.DataFrame(matrix, index=index, columns=TOTALS)
 
 
 def _divide(numerator: pd.Series, denominator: pd.Series, empty: float) -> pd.Series:

@@ -254,32 +254,6 @@ def test_a_row_click_on_every_table_filters_and_the_chip_removes_it(
     assert clicked >= 1
 
 
-def test_the_add_a_filter_box_offers_the_values_case_insensitively(demo, browser, week_events):
-    url, _ = demo
-    page = open_app(browser, f"{url}/?period=7d")
-    page.locator('[data-testid="stSidebar"]').get_by_text("Add a filter").click()
-    settle(page)
-    pick(page, "Dimension", "sour")  # "Source"
-    pick(page, "Source is", "goog")  # "Google", found from lower case
-    assert filters_in(page.url) == {"referrer_source": "Google"}
-    assert page.get_by_role("button", name=re.compile("^✕ Source")).count() == 1
-    expected = metrics.summary(metrics.filter_events(week_events, {"referrer_source": "Google"}))
-    assert card(page, "Unique visitors") == expected.visitors
-    assert exceptions(page) == 0
-    remove_chips(page)
-    settle(page, quiet_ms=3000)
-    page.close()
-
-
-def pick(page: Page, label: str, typed: str) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.locator("input").click()
-    page.keyboard.type(typed)
-    page.wait_for_timeout(300)
-    page.keyboard.press("Enter")
-    settle(page)
-
-
 def test_a_hostile_url_falls_back_and_says_the_filter_matches_nothing(demo, browser):
     url, _ = demo
     hostile = "[click](https://evil.test/x) **bold** " + "y" * 200
@@ -290,7 +264,7 @@ def test_a_hostile_url_falls_back_and_says_the_filter_matches_nothing(demo, brow
     chip = page.get_by_role("button", name=re.compile("^✕"))
     assert chip.count() == 1
     text = chip.first.inner_text().replace(WORD_JOINER, "")
-    assert text.startswith("✕ UTM campaign: [click](https://evil.test/x) **bold**")
+    assert text.startswith("✕ UTM campaign is [click](https://evil.test/x) **bold**")
     assert text.endswith("…") and len(text) < 60
     assert page.locator('a[href*="evil.test"]').count() == 0
     main = page.locator('[data-testid="stMainBlockContainer"]').inner_text()

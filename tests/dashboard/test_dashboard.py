@@ -10,10 +10,11 @@ from streamlit.testing.v1 import AppTest
 from dashboard.context import today
 from dashboard.data import backend
 from dashboard.format import country_label, md_escape
-from dashboard.view import View, period_dates, utc_bounds
+from dashboard.view import View, comparison_dates, period_dates, utc_bounds
 from pipeline import load_events
 from pipeline.local.demo import DEMO_SITE
 from pipeline.stats import metrics
+from pipeline.stats.metrics import Filter
 from tests.support import fresh_embedded_demo
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard_entry.py")
@@ -47,8 +48,7 @@ def app() -> AppTest:
 def expected_cards(view: View) -> dict[str, str]:
     first, last = period_dates(view, today(view))
     events = load_events(view.site, *utc_bounds(first, last, view.tz), settings=backend().settings)
-    events = metrics.filter_events(events, dict(view.filters))
-    s = metrics.summary(events)
+    s = metrics.summary(metrics.select(events, view.filters))
     return {
         "Unique visitors": f"{s.visitors:,}",
         "Total visits": f"{s.visits:,}",
@@ -86,8 +86,8 @@ def test_a_filter_in_the_url_changes_the_numbers_and_shows_a_removable_chip():
     filtered_app = run(**{"f.country": "DE"})
     assert cards(filtered_app) == expected_cards(View(site=DEMO_SITE, filters=(("country", "DE"),)))
     assert cards(filtered_app) != unfiltered
-    chip = filtered_app.button(key="chip-country")
-    assert chip.label == f"✕ Country: {md_escape(country_label('DE'))}"  # 🇩🇪 Germany
+    chip = filtered_app.button(key="chip-is-country")
+    assert chip.label == f"✕ Country is {md_escape(country_label('DE'))}"  # 🇩🇪 Germany
     chip.click().run()
     assert cards(filtered_app) == unfiltered
     assert "f.country" not in filtered_app.query_params
@@ -98,13 +98,73 @@ def test_adding_a_filter_from_the_sidebar(app):
     fresh.session_state["filter_box"] = True  # the box reads values only while open
     fresh.run()
     fresh.sidebar.selectbox(key="filter_dimension").set_value("referrer_source").run()
-    offered = fresh.sidebar.selectbox(key="filter_value").options
+    offered = fresh.sidebar.multiselect(key="filter_values").options
     assert offered[0] == "Direct / None" and "Google" in offered  # the week's, most first
-    fresh.sidebar.selectbox(key="filter_value").set_value("Google").run()
-    assert cards(fresh) == expected_cards(
-        View(site=DEMO_SITE, filters=(("referrer_source", "Google"),))
+    assert fresh.sidebar.button(key="filter_add").disabled  # nothing chosen yet
+    fresh.sidebar.radio(key="filter_operator").set_value("is_not").run()
+    fresh.sidebar.multiselect(key="filter_values").set_value(["Google", "Direct / None"]).run()
+    fresh.sidebar.button(key="filter_add").click().run()
+    assert not fresh.exception
+    chosen = Filter("referrer_source", "is_not", ("Google", "Direct / None"))
+    assert cards(fresh) == expected_cards(View(site=DEMO_SITE, filters=(chosen,)))
+    assert fresh.query_params["fn.referrer_source"] == ["Google", "Direct / None"]
+    assert fresh.button(key="chip-is_not-referrer_source").label == (
+        f"✕ {md_escape('Source is not Google or Direct / None')}"
     )
-    assert fresh.query_params["f.referrer_source"] == "Google"
+    # "contains" takes typed text, any case.
+    fresh.sidebar.selectbox(key="filter_dimension").set_value("path").run()
+    fresh.sidebar.radio(key="filter_operator").set_value("contains").run()
+    fresh.sidebar.text_input(key="filter_text").input("BLOG").run()
+    fresh.sidebar.button(key="filter_add").click().run()
+    both = View(site=DEMO_SITE, filters=(chosen, Filter("path", "contains", ("BLOG",))))
+    assert cards(fresh) == expected_cards(both)
+    assert fresh.query_params["fc.path"] == "BLOG"
+    fresh.button(key="chip-is_not-referrer_source").click().run()
+    assert "fn.referrer_source" not in fresh.query_params
+    assert cards(fresh) == expected_cards(
+        View(site=DEMO_SITE, filters=(Filter("path", "contains", ("BLOG",)),))
+    )
+
+
+def test_a_link_with_an_unknown_operator_or_property_says_what_it_ignored():
+    odd = run(**{"fx.path": "/a", "f.props.nosuchkey": "1", "f.bogus": "2", "fn.path": "/"})
+    assert not odd.exception and not odd.error
+    said = " ".join(w.value for w in odd.warning)
+    for part in ("fx.path", "unknown operator", "f.bogus", "nosuchkey"):
+        assert md_escape(part) in said, part
+    assert "fn.path" in odd.query_params
+    assert not any(k.startswith(("fx.", "f.props", "f.bogus")) for k in odd.query_params)
+    assert cards(odd) == expected_cards(
+        View(site=DEMO_SITE, filters=(Filter("path", "is_not", ("/",)),))
+    )
+
+
+def test_a_comparison_adds_a_change_column_to_every_table():
+    # Filtered, so both ranges are read raw: the rollups' own equality with raw events is
+    # tests/store's; this checks the change column's wiring.
+    compared = run(compare="previous", period="7d", **{"f.device": "Desktop"})
+    compared.switch_page(str(PAGES_DIR / "top_pages.py")).run()
+    assert not compared.exception
+    for frame in compared.dataframe:
+        assert "change" in frame.value.columns
+    compared.switch_page(str(PAGES_DIR / "sources.py")).run()
+    assert all("change" in frame.value.columns for frame in compared.dataframe)
+    # The change of a row is metrics.with_change of the two ranges' breakdowns.
+    view = View(site=DEMO_SITE, period="7d", compare="previous", filters=(("device", "Desktop"),))
+    first, last = period_dates(view, today(view))
+    settings = backend().settings
+    now_events = load_events(DEMO_SITE, *utc_bounds(first, last, "UTC"), settings=settings)
+    previous = comparison_dates(first, last, "previous")
+    before = load_events(DEMO_SITE, *utc_bounds(*previous, "UTC"), settings=settings)
+    expected = metrics.with_change(
+        metrics.breakdown(metrics.select(now_events, view.filters), "referrer_source"),
+        metrics.breakdown(metrics.select(before, view.filters), "referrer_source"),
+    ).head(10)
+    shown = compared.dataframe[0].value
+    assert shown["value"].tolist() == expected["value"].tolist()
+    assert [None if c is None else round(c, 6) for c in shown["change"]] == [
+        None if c is None else round(c, 6) for c in expected["change"]
+    ]
 
 
 def test_the_url_restores_the_view():
@@ -153,7 +213,12 @@ def test_pages_table_numbers_equal_the_breakdown(app):
     expected = metrics.breakdown(events, "path").head(10)
     assert shown["value"].tolist() == expected["value"].tolist()
     assert shown["visitors"].tolist() == expected["visitors"].tolist()
-    assert shown["entrances"].tolist() == expected["visits"].tolist()
+    assert shown["pageviews"].tolist() == expected["pageviews"].tolist()
+    assert {"bounce_rate", "time_on_page", "scroll_depth"} <= set(shown.columns)
+    assert "visits" not in shown and "change" not in shown  # no comparison: no change
+    app.switch_page(str(PAGES_DIR / "top_pages.py")).run()
+    exits = app.dataframe[2].value
+    assert {"exits", "exit_rate"} <= set(exits.columns)
 
 
 def test_refresh_reads_events_stored_since_the_page_was_cached():
@@ -216,5 +281,30 @@ def test_health_page_lists_dropped_hits_by_reason_with_their_meaning(app):
 
 def test_filter_values_from_the_url_reach_the_chips_escaped():
     value = "**bold** [x](https://evil.test)"
-    chip = run(**{"f.utm_source": value}).button(key="chip-utm_source")
-    assert chip.label == f"✕ UTM source: {md_escape(value)}"
+    chip = run(**{"f.utm_source": value}).button(key="chip-is-utm_source")
+    assert chip.label == f"✕ {md_escape('UTM source is ' + value)}"
+
+
+def test_goals_take_wildcard_page_goals_and_never_list_engagement(app):
+    app.switch_page(str(PAGES_DIR / "goals.py")).run()
+    assert not app.exception
+    app.text_input(key="goals_pages").input("/blog/**, /docs/*").run()
+    assert not app.exception
+    shown = app.dataframe[0].value
+    view = View(site=DEMO_SITE)
+    first, last = period_dates(view, today(view))
+    events = load_events(DEMO_SITE, *utc_bounds(first, last, "UTC"), settings=backend().settings)
+    assert (events["name"] == metrics.ENGAGEMENT).any(), "the demo sends engagement events"
+    assert metrics.ENGAGEMENT not in shown["value"].tolist()
+    names = sorted(set(events["name"]) - {metrics.PAGEVIEW, metrics.ENGAGEMENT})
+    expected = metrics.goal_conversions(metrics.select(events), [*names, "/blog/**", "/docs/*"])
+    assert shown["value"].tolist() == expected["goal"].tolist()
+    assert shown["visitors"].tolist() == expected["visitors"].tolist()
+    assert expected.set_index("goal").loc["/blog/**", "visitors"] > 0
+    # The property breakdown reads every event, "(none)" for those without the key.
+    keys = metrics.property_keys(events)
+    assert keys, "the demo's events carry properties"
+    table = app.dataframe[1].value
+    full = metrics.breakdown(metrics.select(events), f"props.{keys[0]}")
+    assert table["value"].tolist() == full["value"].head(10).tolist()
+    assert metrics.NONE_VALUE in full["value"].tolist()  # pageviews without the key count too

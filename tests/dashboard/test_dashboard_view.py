@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
 from dashboard.view import (
     View,
     comparison_dates,
+    dimension_label,
+    filters_from_params,
     period_dates,
+    read_view,
     utc_bounds,
     view_from_params,
     view_to_params,
+    without_unknown_properties,
 )
+from pipeline.stats.metrics import Filter
 
 TODAY = date(2026, 3, 15)
 
@@ -79,6 +85,76 @@ def test_url_round_trip():
     assert view_from_params(view_to_params(view), "default") == view
 
 
+OPERATOR_VIEW = View(
+    "e.com",
+    filters=(
+        Filter("path", "is", ("/a", "/b")),
+        Filter("path", "is_not", ("/blog",)),
+        Filter("referrer_source", "contains", ("goo",)),
+        Filter("props.plan", "is", ("pro",)),
+        Filter("hostname", "is_not", ("staging.e.com",)),
+        Filter("props.a b", "contains", ("[x](y) & z",)),
+    ),
+)
+
+
+def test_operators_several_values_and_properties_round_trip_through_the_url():
+    params = view_to_params(OPERATOR_VIEW)
+    assert params["f.path"] == ["/a", "/b"]  # a repeated key: several values, OR-ed
+    assert params["fn.path"] == "/blog"
+    assert params["fc.referrer_source"] == "goo"
+    assert params["f.props.plan"] == "pro"
+    assert params["fn.hostname"] == "staging.e.com"
+    assert view_from_params(params, "default") == OPERATOR_VIEW
+    # Through a real query string too (what the browser's address bar holds).
+    pairs = [(k, v) for k, vs in params.items() for v in ([vs] if isinstance(vs, str) else vs)]
+    parsed: dict[str, list[str]] = {}
+    for key, value in parse_qsl(urlencode(pairs)):
+        parsed.setdefault(key, []).append(value)
+    assert view_from_params(parsed, "default") == OPERATOR_VIEW
+
+
+def test_an_old_link_keeps_meaning_is():
+    view = view_from_params({"f.country": "DE", "f.path": "/pricing"}, "s")
+    assert view.filters == (Filter("country", "is", ("DE",)), Filter("path", "is", ("/pricing",)))
+
+
+def test_unknown_operators_and_dimensions_are_ignored_with_a_note_each():
+    filters, notes = filters_from_params(
+        {
+            "fx.path": "/a",  # no such operator
+            "f.bogus": "1",  # no such dimension
+            "fn.entry_page": "/a",  # a table's dimension, not a filter
+            "f.props.": "x",  # a property without a key
+            "fc.path": "blog",
+            "f.country": "",  # no value: no filter, nothing to say
+        }
+    )
+    assert filters == (Filter("path", "contains", ("blog",)),)
+    assert len(notes) == 4
+    assert "fx.path" in notes[0] and "unknown operator fx" in notes[0]
+    assert "f.bogus" in notes[1] and "unknown dimension bogus" in notes[1]
+    assert "fn.entry_page" in notes[2]
+    assert "f.props." in notes[3]
+    view, said = read_view({"fx.path": "/a", "period": "7d"}, "s")
+    assert view == View("s", period="7d") and len(said) == 1
+
+
+def test_a_property_key_no_event_has_is_ignored_with_a_note():
+    view = View("s", filters=(Filter("props.plan", "is", ("pro",)), Filter("path", "is", ("/",))))
+    kept, notes = without_unknown_properties(view, ["plan", "author"])
+    assert kept == view and notes == []
+    kept, notes = without_unknown_properties(view, ["author"])
+    assert kept.filters == (Filter("path", "is", ("/",)),)
+    assert len(notes) == 1 and "property plan" in notes[0]
+
+
+def test_dimension_labels():
+    assert dimension_label("path") == "Page"
+    assert dimension_label("hostname") == "Hostname"
+    assert dimension_label("props.plan") == "Property plan"
+
+
 def test_malformed_url_parameters_fall_back():
     view = view_from_params(
         {
@@ -101,5 +177,21 @@ def test_one_filter_per_dimension():
         .with_filter("country", "FR")
         .with_filter("device", "Mobile")
     )
-    assert view.filters == (("country", "FR"), ("device", "Mobile"))
-    assert view.without_filter("country").filters == (("device", "Mobile"),)
+    assert view == View("s", filters=(("country", "FR"), ("device", "Mobile")))
+    assert view.without_filter("country").filters == (Filter("device", "is", ("Mobile",)),)
+
+
+def test_one_filter_per_dimension_and_operator():
+    view = (
+        View("s")
+        .with_filter(Filter("path", "is_not", ("/a",)))
+        .with_filter(Filter("path", "contains", ("blog",)))
+        .with_filter("path", "/x")  # a row click: "is"
+        .with_filter(Filter("path", "is_not", ("/b", "/c")))
+    )
+    assert view.filters == (
+        Filter("path", "contains", ("blog",)),
+        Filter("path", "is", ("/x",)),
+        Filter("path", "is_not", ("/b", "/c")),
+    )
+    assert view.without_filter("path", "is_not").filters == view.filters[:2]

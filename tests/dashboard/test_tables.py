@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dashboard.format import WORD_JOINER, md_escape
+from dashboard import format as fmt
+from dashboard.format import MISSING, WORD_JOINER, md_escape
 from dashboard.tables import (
     CHIP_CHARS,
     SHARE,
@@ -15,6 +16,7 @@ from dashboard.tables import (
     chip_label,
     display_frame,
     drop_sentence,
+    filter_text,
     filters_of,
     shorten,
     table_height,
@@ -23,6 +25,7 @@ from dashboard.tables import (
 from dashboard.view import FILTER_DIMENSIONS, View, view_from_params, view_to_params
 from pipeline.enrich.steps import DROP_EXPLANATIONS, DropReason
 from pipeline.stats import metrics
+from pipeline.stats.metrics import Filter
 from pipeline.store.query import COLUMNS
 from tests.dashboard.test_dashboard_escaping import parsed_text
 
@@ -49,6 +52,7 @@ def test_every_filter_dimension_is_a_column_of_the_events_a_filter_can_match():
     for dimension in FILTER_DIMENSIONS:
         assert len(metrics.filter_events(events, {dimension: "x"})) == 1, dimension
         assert metrics.filter_events(events, {dimension: "y"}).empty, dimension
+    assert "hostname" in FILTER_DIMENSIONS
 
 
 def test_entry_and_exit_pages_count_entrances_and_exits_and_filter_by_the_page():
@@ -56,8 +60,8 @@ def test_entry_and_exit_pages_count_entrances_and_exits_and_filter_by_the_page()
     assert "entrances" in display_frame(table, "entry_page")
     assert "exits" in display_frame(table, "exit_page")
     assert "visits" not in display_frame(table, "exit_page")
-    # A page's own visits are the visits that entered there (metrics.breakdown's docstring).
-    assert "entrances" in display_frame(table, "path")
+    # A page's own visits are the visits that viewed it (Plausible's Pages report).
+    assert "visits" in display_frame(table, "path")
     assert "visits" in display_frame(table, "referrer_source")
     assert filters_of("entry_page", "/a") == {"path": "/a"}
     assert filters_of("exit_page", "/b") == {"path": "/b"}
@@ -106,15 +110,54 @@ def test_tables_are_as_tall_as_their_rows_until_they_scroll():
     ],
 )
 def test_chips_show_values_escaped_and_short(value):
-    label = chip_label("path", value)
+    label = chip_label(Filter("path", "is", (value,)))
     shown = parsed_text(label).replace(WORD_JOINER, "")
-    assert shown == f"✕ Page: {shorten(value)}"
+    assert shown == f"✕ Page is {shorten(value)}"
     assert len(shorten(value)) <= CHIP_CHARS
     assert shorten(value) == value or shorten(value).endswith("…")
 
 
 def test_a_country_chip_names_the_country():
-    assert "Germany" in parsed_text(chip_label("country", "DE"))
+    assert "Germany" in parsed_text(chip_label(Filter("country", "is", ("DE",))))
+
+
+@pytest.mark.parametrize(
+    ("item", "text"),
+    [
+        (Filter("path", "is_not", ("/blog",)), "Page is not /blog"),
+        (Filter("path", "contains", ("blog",)), "Page contains blog"),
+        (Filter("path", "is", ("/a", "/b")), "Page is /a or /b"),
+        (Filter("path", "is", ("/a", "/b", "/c", "/d")), "Page is /a or /b or 2 more"),
+        (Filter("props.plan", "is", ("pro",)), "Property plan is pro"),
+        (Filter("hostname", "is_not", ("staging.e.com",)), "Hostname is not staging.e.com"),
+        (Filter("country", "is_not", ("DE", "FR")), "Country is not 🇩🇪 Germany or 🇫🇷 France"),
+    ],
+)
+def test_chips_say_the_operator_and_every_value(item, text):
+    assert filter_text(item) == text
+    assert parsed_text(chip_label(item)).replace(WORD_JOINER, "") == f"✕ {text}"
+
+
+def test_a_property_chip_with_markup_reads_as_text():
+    item = Filter("props.**k**", "contains", ("[x](https://evil.test)",))
+    shown = parsed_text(chip_label(item)).replace(WORD_JOINER, "")
+    assert shown == "✕ Property **k** contains [x](https://evil.test)"
+
+
+def test_change_time_on_page_and_scroll_depth_read_as_the_cards_write_them():
+    table = breakdown(["/a", "/b"], [10, 4]).assign(
+        time_on_page=[91.0, float("nan")],
+        scroll_depth=[45.4, float("nan")],
+        exit_rate=[0.25, 0.0],
+        change=pd.Series([12.4, None], dtype=object),
+    )
+    html = fmt.styled(display_frame(table, "path")).to_html()
+    for text in ("1m 31s", "45%", "25.0%", "+12%", "50.0%", "1m 01s"):
+        assert text in html, text
+    assert html.count(MISSING) == 3  # no time on page, no scroll depth, no baseline
+    assert fmt.measure("scroll_depth", 100.0) == "100%"
+    assert fmt.measure("change", -3.2) == "-3%"
+    assert fmt.measure("time_on_page", None) == MISSING
 
 
 def plain(sentence: str | None) -> str:
@@ -150,15 +193,17 @@ def test_a_url_with_an_unknown_dimension_or_a_bad_period_falls_back_to_defaults(
             "f.nope": "x",
             "f.entry_page": "/a",  # a table's dimension, not a filter
             "f.path": "",  # no value
-            "f.referrer_source": ["Bing", "Google"],  # the last one wins
+            "f.referrer_source": ["Bing", "Google"],  # several values, OR-ed
         },
         "example.com",
     )
-    assert view == View(site="example.com", filters=(("referrer_source", "Google"),))
+    assert view == View(
+        site="example.com", filters=(Filter("referrer_source", "is", ("Bing", "Google")),)
+    )
     assert view_to_params(view) == {
         "site": "example.com",
         "period": "30d",
-        "f.referrer_source": "Google",
+        "f.referrer_source": ["Bing", "Google"],
     }
 
 

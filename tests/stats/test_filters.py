@@ -177,3 +177,23 @@ def test_property_keys_most_used_first(events):
     assert metrics.property_keys(events) == ["plan"]
     extra = frame([ev(props={"a": "1", "b": "2"}), ev(props={"b": "3"})])
     assert metrics.property_keys(extra) == ["b", "a"]
+
+
+def test_engagement_for_a_page_never_viewed_in_its_visit_counts_for_no_page():
+    from tests.stats.conftest import engagement, ev, frame
+
+    events = frame(
+        [
+            ev("2021-01-01 10:00:00", "U", path="/a"),
+            engagement("2021-01-01 10:01:00", "U", "/a", ms=30_000, scroll=80),
+            # /b was never viewed in U's visit: the engagement counts for nothing.
+            engagement("2021-01-01 10:02:00", "U", "/b", ms=600_000, scroll=10),
+            # V has no visit at all: only an engagement.
+            engagement("2021-01-01 12:00:00", "V", "/a", ms=5_000, scroll=5),
+        ]
+    )
+    assert metrics.orphan_engagement(events) == 2
+    pages = metrics.breakdown(events, "path")
+    assert list(pages["value"]) == ["/a"]
+    assert (pages.loc[0, "time_on_page"], pages.loc[0, "scroll_depth"]) == (30.0, 80.0)
+    assert metrics.orphan_engagement(events[events["name"] != "engagement"]) == 0
