@@ -26,10 +26,11 @@ from pipeline.aws import error_code
 
 SALT_BYTES = 32
 SALT_LIFETIME_DAYS = 2  # the salt of day D exists on D and D+1, and is gone from D+2 on
-# Plausible continues a visit while the gap to its previous event, in whole minutes (cut),
-# is <= 30: anything under 31 minutes. A hit later than this after midnight can't continue a
-# visit of the day before (every event of that day is at least 31 minutes older), so only the
-# hits of these first minutes need the previous day's hash.
+# Plausible continues a visit while the gap to its previous event is at most 30 minutes (its
+# session cache's lifetime; `pipeline.stats.metrics`). A hit later than this after midnight
+# can't continue a visit of the day before (every event of that day is at least 31 minutes
+# older), so only the hits of these first minutes (30 and a margin) need the previous day's
+# hash.
 CARRY_OVER = timedelta(minutes=31)
 
 
