@@ -469,32 +469,40 @@ def percent_change(current: float, previous: float | None) -> float | None:
 # --- Engagement: time on page and scroll depth --------------------------------------------
 
 
-def _engaged_pairs(selection: Selection) -> pd.DataFrame:
-    """Per (page, visit) with engagement on a page the visit viewed: engaged ms and the
-    maximum valid scroll depth. Engagement on a page the visit never viewed is ignored."""
+def _engaged_pages(selection: Selection) -> pd.DataFrame:
+    """Per page: engaged ms and the (visit, page) pairs with engaged time, the deepest valid
+    scroll summed over the pairs with one and their count. Only pages the visit viewed count
+    (engagement on a page never viewed in its visit is ignored). Counted with numpy."""
     events, visit_of = selection.events, selection.visit_of
-    columns = ["path", "visit", "engaged_ms", "depth"]
+    columns = ["engaged_ms", "engaged_pairs", "depth_sum", "depth_pairs"]
     engagement = _is(events, ENGAGEMENT)
     if not engagement.any() or "engagement_ms" not in events:
-        return pd.DataFrame(columns=columns)
-    path = events["path"].astype(str).to_numpy()
+        return pd.DataFrame(columns=columns, dtype="float64")
+    codes, paths = pd.factorize(events["path"].astype(str), use_na_sentinel=False)
+    width = int(visit_of.max(initial=0)) + 1
+    keys = codes.astype("int64") * width + visit_of
     viewed = _is(events, PAGEVIEW)
-    seen = pd.DataFrame({"path": path[viewed], "visit": visit_of[viewed]}).drop_duplicates()
-    depth = events["scroll_depth"].to_numpy(dtype="float64")[engagement]
+    counted = engagement & np.isin(keys, keys[viewed])
+    pair_keys, pair_of = np.unique(keys[counted], return_inverse=True)
+    engaged = events["engagement_ms"].to_numpy(dtype="float64")[counted]
+    depth = events["scroll_depth"].to_numpy(dtype="float64")[counted]
     depth = np.where((depth >= 0) & (depth <= MAX_SCROLL_DEPTH), depth, np.nan)
-    engaged = pd.DataFrame(
+    timed = np.bincount(pair_of, weights=~np.isnan(engaged), minlength=len(pair_keys)) > 0
+    total = np.bincount(pair_of, weights=np.nan_to_num(engaged), minlength=len(pair_keys))
+    deepest = np.full(len(pair_keys), -1.0)
+    np.maximum.at(deepest, pair_of, np.nan_to_num(depth, nan=-1.0))
+    deep = deepest >= 0
+    page_of = pair_keys // width
+    size = len(paths)
+    return pd.DataFrame(
         {
-            "path": path[engagement],
-            "visit": visit_of[engagement],
-            "engaged_ms": events["engagement_ms"].to_numpy(dtype="float64")[engagement],
-            "depth": depth,
-        }
-    ).merge(seen, on=["path", "visit"])
-    grouped = engaged.groupby(["path", "visit"], sort=False)
-    pairs = pd.DataFrame(
-        {"engaged_ms": grouped["engaged_ms"].sum(min_count=1), "depth": grouped["depth"].max()}
+            "engaged_ms": np.bincount(page_of, weights=np.where(timed, total, 0), minlength=size),
+            "engaged_pairs": np.bincount(page_of, weights=timed, minlength=size),
+            "depth_sum": np.bincount(page_of, weights=np.where(deep, deepest, 0), minlength=size),
+            "depth_pairs": np.bincount(page_of, weights=deep, minlength=size),
+        },
+        index=pd.Index(np.asarray(paths, dtype=object)),
     )
-    return pairs.reset_index()[columns]
 
 
 def orphan_engagement(events: pd.DataFrame) -> int:
@@ -515,29 +523,31 @@ def orphan_engagement(events: pd.DataFrame) -> int:
 def _legacy_moves(selection: Selection) -> pd.DataFrame:
     """Plausible's transition-based time per page: `seconds` from an event on the page to the
     visit's next event (summed), and `moves`, the distinct (page, next page, visit) moves to
-    another page. Read from every event of the selected visits."""
+    another page. Read from every event of the selected visits; counted with numpy."""
     source = selection.source if selection.source is not None else selection.events
     visit_of = selection.source_visit_of if selection.source is not None else selection.visit_of
     keep = ~_is(source, ENGAGEMENT) & np.isin(visit_of, selection.visits["visit"].to_numpy())
     if not keep.any():
         return pd.DataFrame(columns=["seconds", "moves"], dtype="float64")
-    micros = _micros(source)[keep]
-    steps = pd.DataFrame(
+    micros, visit = _micros(source)[keep], visit_of[keep]
+    codes, paths = pd.factorize(source["path"].astype(str).to_numpy()[keep])
+    order = np.lexsort((micros, visit))
+    micros, visit, codes = micros[order], visit[order], codes[order].astype("int64")
+    same = visit[1:] == visit[:-1]  # a step to the visit's next event
+    took = (micros[1:] // 1_000_000 - micros[:-1] // 1_000_000)[same].astype("float64")
+    here, there, where = codes[:-1][same], codes[1:][same], visit[:-1][same]
+    size, visits = len(paths), int(visit.max(initial=0)) + 1
+    # Distinct (page, next page, visit) triples, their seconds summed (Plausible's GROUP BY).
+    triples, triple_of = np.unique((here * size + there) * visits + where, return_inverse=True)
+    seconds = np.bincount(triple_of, weights=took, minlength=len(triples))
+    page, following = triples // visits // size, triples // visits % size
+    return pd.DataFrame(
         {
-            "visit": visit_of[keep],
-            "micros": micros,
-            "second": micros // 1_000_000,
-            "path": source["path"].astype(str).to_numpy()[keep],
-        }
-    ).sort_values(["visit", "micros"], kind="stable")
-    same_visit = (steps["visit"].shift(-1) == steps["visit"]).to_numpy()
-    steps = steps.assign(
-        next_path=steps["path"].shift(-1), took=steps["second"].shift(-1) - steps["second"]
-    )[same_visit]
-    pairs = steps.groupby(["path", "next_path", "visit"], sort=False)["took"].sum().reset_index()
-    pairs["move"] = pairs["path"] != pairs["next_path"]
-    per_page = pairs.groupby("path", sort=False)
-    return pd.DataFrame({"seconds": per_page["took"].sum(), "moves": per_page["move"].sum()})
+            "seconds": np.bincount(page, weights=seconds, minlength=size),
+            "moves": np.bincount(page, weights=page != following, minlength=size),
+        },
+        index=pd.Index(np.asarray(paths, dtype=object)),
+    )
 
 
 # Additive measures: every breakdown row is a sum of these, so days add up (the rollups store
@@ -559,21 +569,10 @@ def breakdown_columns(dimension: str) -> list[str]:
 
 def page_totals(selection: Selection) -> pd.DataFrame:
     """Engaged time, scroll depth and legacy moves per page (TOTALS' engagement columns)."""
-    pairs = _engaged_pairs(selection)
-    timed = pairs.dropna(subset=["engaged_ms"]).groupby("path")["engaged_ms"]
-    deep = pairs.dropna(subset=["depth"]).groupby("path")["depth"]
-    legacy = _legacy_moves(selection)
-    found = pd.DataFrame(
-        {
-            "engaged_ms": timed.sum(),
-            "engaged_pairs": timed.count(),
-            "depth_sum": deep.sum(),
-            "depth_pairs": deep.count(),
-            "legacy_seconds": legacy["seconds"],
-            "legacy_moves": legacy["moves"],
-        }
+    legacy = _legacy_moves(selection).rename(
+        columns={"seconds": "legacy_seconds", "moves": "legacy_moves"}
     )
-    return found.fillna(0.0)
+    return _engaged_pages(selection).join(legacy, how="outer").fillna(0.0)
 
 
 def _visit_totals(table: pd.DataFrame, key: str) -> pd.DataFrame:

@@ -89,11 +89,14 @@ def _rows(totals: pd.DataFrame, dimension: str) -> dict[str, list[float]]:
     """Breakdown totals as record rows: counts as ints, sums as floats."""
     columns = kept_totals(dimension)
     whole = [c not in ("duration", "engaged_ms", "depth_sum", "legacy_seconds") for c in columns]
-    values = totals[columns].to_numpy()
+    values = totals.to_numpy()[:, [_TOTAL_AT[c] for c in columns]].tolist()
     return {
-        str(value): [round(v) if w else float(v) for v, w in zip(row, whole, strict=True)]
+        str(value): [round(v) if w else v for v, w in zip(row, whole, strict=True)]
         for value, row in zip(totals.index, values, strict=True)
     }
+
+
+_TOTAL_AT = {column: position for position, column in enumerate(metrics.TOTALS)}
 
 
 def hour_key(bucket: pd.Timestamp) -> str:
@@ -245,9 +248,19 @@ def _join(before: pd.DataFrame, events: pd.DataFrame, tz: str) -> dict:
     if not shared_hash and not metrics.shares_a_visit(x, y):
         return {}  # hashes linked across the salt change, but no visit goes on: nothing to join
     both = pd.concat([x, y]).sort_values("ts", kind="stable").reset_index(drop=True)
-    x, y = x.reset_index(drop=True), y.reset_index(drop=True)
-    difference = _combine(_measures(both, tz), _measures(x, tz), -1)
-    return _prune(_combine(difference, _measures(y, tz), -1))
+    # The two sides taken apart, in one frame: each side's hashes (and links) tagged, so no
+    # hash or visit is shared between them and every measure of it is x's plus y's.
+    apart = pd.concat([_tagged(x, "x|"), _tagged(y, "y|")]).sort_values("ts", kind="stable")
+    return _prune(_combine(_measures(both, tz), _measures(apart.reset_index(drop=True), tz), -1))
+
+
+def _tagged(events: pd.DataFrame, tag: str) -> pd.DataFrame:
+    """`events` with `tag` before every visitor hash and link: people of their own."""
+    tagged = events.assign(visitor=tag + events["visitor"].astype(str))
+    if "prev_visitor" in tagged:
+        linked = tagged["prev_visitor"].astype(str)
+        tagged["prev_visitor"] = linked.where(linked == "", tag + linked)
+    return tagged
 
 
 def compute(
