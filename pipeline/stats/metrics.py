@@ -275,17 +275,22 @@ def _is(events: pd.DataFrame, name: str) -> np.ndarray:
 
 VISIT_COLUMNS = [
     "visit", "visitor", "start", "end", "duration", "pageviews", "custom_events", "bounce",
-    "entry_page", "exit_page", "entry_hostname", "exit_hostname",
+    "entry_page", "exit_page",
 ]  # fmt: skip
+# Where a visit entered and left, by host: only a hostname filter needs them (entry and exit
+# pages under it), so only then are they computed.
+HOST_COLUMNS = ["entry_hostname", "exit_hostname"]
 
 
-def _table(events: pd.DataFrame, sessions: _Sessions) -> pd.DataFrame:
-    """One row per visit with at least one event that is not engagement."""
+def _table(events: pd.DataFrame, sessions: _Sessions, hosts: bool = False) -> pd.DataFrame:
+    """One row per visit with at least one event that is not engagement (with `hosts`, also
+    the hosts it entered and left on)."""
     dimensions = [c for c in VISIT_DIMENSIONS if c in events]
+    columns = VISIT_COLUMNS + (HOST_COLUMNS if hosts else []) + dimensions
     core = ~_is(events, ENGAGEMENT)[sessions.order]
     rows, visit = sessions.order[core], sessions.visit_sorted[core]
     if not len(rows):
-        return pd.DataFrame(columns=VISIT_COLUMNS + dimensions)
+        return pd.DataFrame(columns=columns)
     firsts = np.flatnonzero(np.r_[True, visit[1:] != visit[:-1]])
     lasts = np.r_[firsts[1:], len(rows)] - 1
     is_pageview = _is(events, PAGEVIEW)[rows]
@@ -300,15 +305,15 @@ def _table(events: pd.DataFrame, sessions: _Sessions) -> pd.DataFrame:
     # Rows are in visit order: a visit's first and last pageview are where the number changes.
     first_pv = np.flatnonzero(np.r_[True, pv_visits[1:] != pv_visits[:-1]][: len(pv_visits)])
     last_pv = (np.r_[first_pv[1:], len(pv_visits)] - 1)[: len(first_pv)]
-    every_visit = pd.RangeIndex(len(firsts))
 
-    def page_at(picks: np.ndarray, column: str = "path") -> pd.Series:
-        if column not in events:
-            return pd.Series("", index=every_visit, dtype=object)
-        found = events[column].iloc[rows[positions[picks]]]
-        return pd.Series(np.asarray(found, dtype=object), index=pv_visits[picks]).reindex(
-            every_visit
-        )
+    def page_at(picks: np.ndarray, column: str = "path") -> np.ndarray:
+        # NaN for a visit without a pageview (custom events only).
+        found = np.full(len(firsts), np.nan, dtype=object)
+        if column in events:
+            found[pv_visits[picks]] = (
+                events[column].iloc[rows[positions[picks]]].to_numpy(dtype=object)
+            )
+        return found
 
     seconds = _micros(events) // 1_000_000
     start = events["ts"].iloc[rows[firsts]].reset_index(drop=True)
@@ -325,14 +330,14 @@ def _table(events: pd.DataFrame, sessions: _Sessions) -> pd.DataFrame:
             "bounce": counts == 1,
             "entry_page": page_at(first_pv),
             "exit_page": page_at(last_pv),
-            # Entry/exit pages under a hostname filter: where the visit entered or left.
-            "entry_hostname": page_at(first_pv, "hostname"),
-            "exit_hostname": page_at(last_pv, "hostname"),
         }
     )
+    if hosts:
+        table["entry_hostname"] = page_at(first_pv, "hostname")
+        table["exit_hostname"] = page_at(last_pv, "hostname")
     for column in dimensions:
         table[column] = events[column].iloc[rows[firsts]].reset_index(drop=True)
-    return table[VISIT_COLUMNS + dimensions]
+    return table[columns]
 
 
 def visits(events: pd.DataFrame) -> pd.DataFrame:
@@ -380,7 +385,7 @@ def select(events: pd.DataFrame, filters: FilterLike = ()) -> Selection:
         none = np.zeros(0, dtype="int64")
         return Selection(events, none, visits(events), None, events, none, chosen_filters)
     sessions = _sessionize(events)
-    table = _table(events, sessions)
+    table = _table(events, sessions, any(f.dimension == "hostname" for f in chosen_filters))
     engagement = _is(events, ENGAGEMENT)
     count = int(sessions.visit_of.max()) + 1  # visit numbers are 0 .. count - 1
     keep = np.ones(len(table), dtype=bool)
