@@ -244,8 +244,10 @@ def _open_day(site: str, day: date, tz: str, with_join: bool) -> dict:
     through the raw-event cache, so `↻ Refresh data` renews it as it renews everything."""
     start, end = day_bounds(day, tz)
     today = events(site, start, end)
+    if not with_join:  # the range starts today: no day before it to join
+        return rollups.compute(today, site, day, tz)
     before = rollups.read_before(lambda lo, hi: events(site, lo, hi), today, day, tz)
-    return rollups.compute(today, site, day, tz, before if with_join else None)
+    return rollups.compute(today, site, day, tz, before)
 
 
 def rollup_days(site: str, first: date, last: date, tz: str, today: date) -> list[dict]:

@@ -735,7 +735,7 @@ def breakdown_totals(events: pd.DataFrame | Selection, dimension: str) -> pd.Dat
     )
 
 
-_TOTAL_AT = {column: position for position, column in enumerate(TOTALS)}
+TOTAL_AT = {column: position for position, column in enumerate(TOTALS)}  # a column's place
 
 
 def _as_totals(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
@@ -744,8 +744,8 @@ def _as_totals(values: np.ndarray, columns: Mapping[str, np.ndarray]) -> pd.Data
     per-operation overhead on small frames would be most of the work."""
     matrix = np.zeros((len(values), len(TOTALS)))
     for column, numbers in columns.items():
-        if column in _TOTAL_AT:
-            matrix[:, _TOTAL_AT[column]] = np.nan_to_num(numbers)
+        if column in TOTAL_AT:
+            matrix[:, TOTAL_AT[column]] = np.nan_to_num(numbers)
     index = pd.Index(["nan" if pd.isna(v) else str(v) for v in values], dtype=object, name="value")
     return pd.DataFrame(matrix, index=index, columns=TOTALS)
 

@@ -89,14 +89,11 @@ def _rows(totals: pd.DataFrame, dimension: str) -> dict[str, list[float]]:
     """Breakdown totals as record rows: counts as ints, sums as floats."""
     columns = kept_totals(dimension)
     whole = [c not in ("duration", "engaged_ms", "depth_sum", "legacy_seconds") for c in columns]
-    values = totals.to_numpy()[:, [_TOTAL_AT[c] for c in columns]].tolist()
+    values = totals.to_numpy()[:, [metrics.TOTAL_AT[c] for c in columns]].tolist()
     return {
         str(value): [round(v) if w else v for v, w in zip(row, whole, strict=True)]
         for value, row in zip(totals.index, values, strict=True)
     }
-
-
-_TOTAL_AT = {column: position for position, column in enumerate(metrics.TOTALS)}
 
 
 def hour_key(bucket: pd.Timestamp) -> str:
@@ -204,18 +201,17 @@ def reaches_back(before: pd.DataFrame, events: pd.DataFrame, lo: datetime) -> bo
     return bool((before.loc[mine, "ts"] < pd.Timestamp(lo) + metrics.VISIT_GAP).any())
 
 
-# How much of the previous day a join reads at first, and at most: a visit across the day's
-# start began at most this long before it (longer ones are read on, doubling the window).
-LOOKBACK = JOIN_LOOKBACK
+# How much of the previous day a join reads at most (it starts at JOIN_LOOKBACK and doubles
+# while a visit across the day's start may begin earlier).
 MAX_LOOKBACK = timedelta(days=3)
 
 
 def join_window(day: date, tz: str) -> datetime:
     """Where the read of a day's join starts: the UTC midnight before the local day's start (a
-    hash seen across local midnight lives from there) and at least LOOKBACK before the start
+    hash seen across local midnight lives from there) and at least JOIN_LOOKBACK before the start
     (a visit continuing across the salt change)."""
     start, _ = day_bounds(day, tz)
-    return min(datetime.combine(start.date(), time.min, UTC), start - LOOKBACK)
+    return min(datetime.combine(start.date(), time.min, UTC), start - JOIN_LOOKBACK)
 
 
 def read_before(

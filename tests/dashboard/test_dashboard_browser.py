@@ -49,6 +49,18 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         )
     )
     assert Consumer(settings).process([{"messageId": "xss", "body": xss}]).stored == 1
+    # An engagement for a page its visitor never viewed (another address, no pageview): no
+    # page counts it, the health page says so, and the live feed shows no engagement.
+    orphan = encode_message(
+        build_message(
+            f"d={DEMO_SITE}&u=https%3A%2F%2F{DEMO_SITE}%2Fnever-viewed&n=engagement&e=5000&sd=40",
+            {"User-Agent": CHROME_UA},
+            "203.0.113.77",
+            int((now - timedelta(minutes=2)).timestamp() * 1000),
+            "orphan-1",
+        )
+    )
+    assert Consumer(settings).process([{"messageId": "orphan", "body": orphan}]).stored == 1
     with streamlit_server("streamlit_app.py", dashboard_env(settings, DEMO_SITE)) as url:
         yield url
 
@@ -187,4 +199,23 @@ def test_markup_in_event_data_shows_as_text_and_runs_nothing(dashboard, browser)
     page.get_by_text("1 events").wait_for(timeout=30_000)
     assert dialogs == []
     assert page.locator("img[src=x]").count() == 0
+    page.close()
+
+
+def test_engagement_stays_out_of_the_live_feed_and_the_health_page_counts_orphans(
+    dashboard, browser
+):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{dashboard}/realtime")
+    page.get_by_text("Live feed").wait_for(timeout=90_000)
+    wait_until_idle(page)
+    feed = page.locator('[data-testid="stDataFrame"]').last
+    cells = feed.locator('table[role="grid"] tbody td').all_inner_texts()
+    assert "Pageview" in cells  # the feed has the demo's recent hits
+    assert not any(cell.strip() == "engagement" for cell in cells)
+    page.goto(f"{dashboard}/health")
+    page.get_by_text("Dropped hits, last 30 days").wait_for(timeout=90_000)
+    wait_until_idle(page)
+    assert page.get_by_text("count for no page").count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
