@@ -11,6 +11,7 @@ from bench import (
     metrics_scale,
     moto_sqs_depth,
     slowloris,
+    stats_api,
     tracker_size,
 )
 
@@ -24,6 +25,7 @@ def main() -> None:
     print("## metrics on 1,000,000 events", metrics_scale.run(), sep="\n")
     print("## overview page render (AppTest)", dashboard_render.run(), sep="\n")
     print("## collector under 2,000 slow connections", slowloris.run(), sep="\n")
+    print("## Stats API 30d aggregate", stats_api.run(runs=20), sep="\n")
     print("## dashboard speed in Chromium (one run)", dashboard_speed.run(runs=1), sep="\n")
 
 

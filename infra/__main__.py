@@ -30,13 +30,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--yes", action="store_true", help="destroy without asking")
     parser.add_argument("--events-per-month", type=int, default=1_000_000, help="for cost")
+    parser.add_argument(
+        "--api-requests-per-month",
+        type=int,
+        default=10_000,
+        help="Stats API requests, for cost (default 10,000: a dashboard tool polling hourly)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "cost":
-        print(cost.render(cost.monthly_cost(args.events_per_month), args.events_per_month))
+        lines = cost.monthly_cost(args.events_per_month, api_requests=args.api_requests_per_month)
+        print(cost.render(lines, args.events_per_month))
         return 0
     settings = settings_from_env(
         resolve_stack=False, region=args.region, endpoint_url=args.endpoint_url

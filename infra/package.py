@@ -1,4 +1,8 @@
-"""The consumer's deployment package: `pipeline/` plus its pinned dependencies, as a zip.
+"""The functions' deployment packages: `pipeline/` plus pinned dependencies, as zips.
+
+Two packages: the consumer's (no pandas: it starts fast and small), and the readers' one for
+the compactor and the Stats API (pandas, the metric code, `pipeline/api`). The readers share one
+zip, so `function="api"` and `function="compactor"` build the same bytes (one S3 object).
 
 Dependencies are installed for the Lambda platform (manylinux aarch64, the function's
 Python) from wheels only, so nothing is compiled on this machine. With `platform=None` the
@@ -17,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = {
     "consumer": Path(__file__).parent / "lambda-requirements.txt",
-    "compactor": Path(__file__).parent / "compactor-requirements.txt",
+    "compactor": Path(__file__).parent / "api-requirements.txt",
+    "api": Path(__file__).parent / "api-requirements.txt",
 }
 # Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels fit.
 LAMBDA_PLATFORM = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
@@ -29,13 +34,11 @@ CONSUMER_MODULES = (
     "ingest/__init__.py", "ingest/contract.py", "enrich", "consume/__init__.py",
     "consume/consumer.py", "store/__init__.py", "store/storage.py",
 )  # fmt: skip
-MODULES = {
-    "consumer": CONSUMER_MODULES,
-    "compactor": (
-        *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
-        "stats/__init__.py", "stats/metrics.py",
-    ),
-}  # fmt: skip
+READER_MODULES = (
+    *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
+    "stats/__init__.py", "stats/metrics.py", "api",
+)  # fmt: skip
+MODULES = {"consumer": CONSUMER_MODULES, "compactor": READER_MODULES, "api": READER_MODULES}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates
 
 

@@ -20,6 +20,12 @@ from pipeline.store.compactor import SCHEDULE_MINUTES
 
 INFRA = Path(__file__).parent
 PIXEL_TEMPLATE = INFRA / "pixel_request.vtl"
+# The event API's request template and body schema (the collector validates with the same file).
+EVENT_TEMPLATE = INFRA / "event_request.vtl"
+EVENT_SCHEMA = INFRA.parent / "pipeline" / "ingest" / "event_schema.json"
+STATS_API_HANDLER = "pipeline.api.app.lambda_handler"
+STATS_API_TIMEOUT_SECONDS = 29  # API Gateway's integration timeout
+STATS_API_MEMORY_MB = 1024  # pandas; more memory is also more CPU for the 30-day queries
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
 BATCH_SIZE = 100
@@ -35,6 +41,28 @@ LOG_RETENTION_DAYS = 14
 # AWS managed CloudFront policies.
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+# CloudFront needs every method allowed to pass a POST (its only sets: GET/HEAD,
+# GET/HEAD/OPTIONS, or all seven).
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+# Plausible answers an accepted event 202 "ok"; a refused body 400 with a JSON `errors` object.
+EVENT_ACCEPTED_BODY = "ok"
+# API Gateway's validator cannot name the field as the collector does: one message for all.
+EVENT_REFUSED_BODY = '{"errors":{"request":["is not a valid event body"]}}'
+# Plausible's CORS (CORSPlug's defaults, as pipeline/ingest/collector.py answers them).
+EVENT_CORS = {"Access-Control-Allow-Origin": "'*'"}
+EVENT_PREFLIGHT = {
+    **EVENT_CORS,
+    "Access-Control-Allow-Methods": "'GET,POST,OPTIONS'",
+    "Access-Control-Allow-Headers": "'Authorization,Content-Type,Accept,Origin,User-Agent,DNT,"
+    "Cache-Control,X-Mx-ReqToken,Keep-Alive,X-Requested-With,If-Modified-Since,X-CSRF-Token'",
+    "Access-Control-Max-Age": "'1728000'",
+}
+EVENT_HEADERS = {
+    "Content-Type": "'text/plain; charset=utf-8'",
+    "Cache-Control": "'no-cache, no-store, must-revalidate, max-age=0'",
+    "X-Content-Type-Options": "'nosniff'",
+    **EVENT_CORS,
+}
 FORWARDED_HEADERS = [
     "User-Agent",
     "Referer",
@@ -58,6 +86,20 @@ PIXEL_HEADERS = {
 }
 
 
+# No IP, no User-Agent, no query string and no Authorization in the access logs: the resource
+# path (/api/v1/{proxy+}, not the path asked for), status and timing only.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "time": "$context.requestTime",
+        "path": "$context.resourcePath",
+        "status": "$context.status",
+        "integrationStatus": "$context.integration.status",
+        "latencyMs": "$context.responseLatency",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Code:
     """Where the functions' deployment packages are (uploaded by `infra.deploy`)."""
@@ -65,6 +107,8 @@ class Code:
     bucket: str
     key: str  # the consumer's
     compactor_key: str
+    # The Stats API's; "" runs it from the compactor's package, which holds the same code.
+    api_key: str = ""
 
 
 def ref(name: str) -> dict[str, str]:
@@ -293,6 +337,296 @@ def _compactor(code: Code) -> dict[str, Any]:
     }
 
 
+def _stats_api_function(code: Code) -> dict[str, Any]:
+    """The Stats API's Lambda: reads events and rollups, and may only count requests in the
+    registry (UpdateItem on `#rate#` items), nothing else."""
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["dynamodb:Query", "dynamodb:GetItem"],
+                "Resource": arn("EventsTable"),
+            },
+            {
+                # Keys and sites (with their time zones) are read, never written.
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:BatchGetItem"],
+                "Resource": arn("SitesTable"),
+            },
+            {
+                # The per-key rate counter, and only it (pipeline.api.keys.RATE_ITEM_PREFIX).
+                "Effect": "Allow",
+                "Action": ["dynamodb:UpdateItem"],
+                "Resource": arn("SitesTable"),
+                "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["#rate#*"]}},
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": arn("StatsApiLogGroup"),
+            },
+        ],
+    }
+    return {
+        "StatsApiRole": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": assumable_by("lambda.amazonaws.com"),
+                "Policies": [{"PolicyName": "read-stats", "PolicyDocument": policy}],
+            },
+        },
+        "StatsApiLogGroup": {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": sub("/aws/lambda/${AWS::StackName}-stats-api"),
+                "RetentionInDays": LOG_RETENTION_DAYS,
+            },
+        },
+        "StatsApiFunction": {
+            "Type": "AWS::Lambda::Function",
+            "DependsOn": ["StatsApiLogGroup"],
+            "Properties": {
+                "FunctionName": sub("${AWS::StackName}-stats-api"),
+                "Runtime": RUNTIME,
+                "Architectures": [ARCHITECTURE],
+                "Handler": STATS_API_HANDLER,
+                "Code": {"S3Bucket": code.bucket, "S3Key": code.api_key or code.compactor_key},
+                "Role": arn("StatsApiRole"),
+                "Timeout": STATS_API_TIMEOUT_SECONDS,
+                "MemorySize": STATS_API_MEMORY_MB,
+                "Environment": {
+                    "Variables": {
+                        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
+                        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
+                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
+                    }
+                },
+            },
+        },
+    }
+
+
+def _resource(name: str, parent: Any, path_part: str) -> dict[str, Any]:
+    return {
+        name: {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {"RestApiId": ref("JsonApi"), "ParentId": parent, "PathPart": path_part},
+        }
+    }
+
+
+def _proxy_method(resource: str) -> dict[str, Any]:
+    """Every method of `resource` to the Stats API Lambda (it answers 404 to what it lacks)."""
+    return {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "RestApiId": ref("JsonApi"),
+            "ResourceId": ref(resource),
+            "HttpMethod": "ANY",
+            "AuthorizationType": "NONE",  # the app checks the Bearer key itself
+            "ApiKeyRequired": True,  # CloudFront's origin secret, as for the pixel
+            "Integration": {
+                "Type": "AWS_PROXY",
+                "IntegrationHttpMethod": "POST",
+                "Uri": sub(
+                    "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                    "${StatsApiFunction.Arn}/invocations"
+                ),
+            },
+        },
+    }
+
+
+def _event_method() -> dict[str, Any]:
+    """POST /api/event → SQS, its body carried into the message by the template, unparsed.
+    The request validator refuses a body that is not an event (the same JSON Schema the
+    collector uses) with Plausible's 400 before anything is queued."""
+    template = EVENT_TEMPLATE.read_text()
+    integration = {
+        "Type": "AWS",
+        "IntegrationHttpMethod": "POST",
+        "Uri": sub(
+            "arn:aws:apigateway:${AWS::Region}:sqs:path/${AWS::AccountId}/${InboundQueue.QueueName}"
+        ),
+        "Credentials": arn("ApiSendRole"),
+        # Any other Content-Type is refused (415): the tracker sends text/plain, fetch() JSON.
+        "PassthroughBehavior": "NEVER",
+        "RequestParameters": {
+            "integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"
+        },
+        "RequestTemplates": {"application/json": template, "text/plain": template},
+        "IntegrationResponses": [
+            {
+                "StatusCode": "202",
+                "ResponseTemplates": {"application/json": EVENT_ACCEPTED_BODY},
+                "ResponseParameters": _response_parameters(EVENT_HEADERS),
+            },
+            {
+                "StatusCode": "500",
+                "SelectionPattern": "(4|5)\\d{2}",
+                "ResponseTemplates": {"application/json": ""},
+                "ResponseParameters": _response_parameters(EVENT_HEADERS),
+            },
+        ],
+    }
+    return {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "RestApiId": ref("JsonApi"),
+            "ResourceId": ref("EventResource"),
+            "HttpMethod": "POST",
+            "AuthorizationType": "NONE",
+            "ApiKeyRequired": True,
+            "RequestValidatorId": ref("EventValidator"),
+            "RequestModels": {
+                "application/json": ref("EventModel"),
+                "text/plain": ref("EventModel"),
+            },
+            "Integration": integration,
+            "MethodResponses": [
+                _method_response("202", EVENT_HEADERS),
+                _method_response("500", EVENT_HEADERS),
+            ],
+        },
+    }
+
+
+def _event_preflight() -> dict[str, Any]:
+    return {
+        "Type": "AWS::ApiGateway::Method",
+        "Properties": {
+            "RestApiId": ref("JsonApi"),
+            "ResourceId": ref("EventResource"),
+            "HttpMethod": "OPTIONS",
+            "AuthorizationType": "NONE",
+            "ApiKeyRequired": True,
+            "Integration": {
+                "Type": "MOCK",
+                "IntegrationHttpMethod": "OPTIONS",
+                "PassthroughBehavior": "NEVER",
+                "RequestTemplates": {"application/json": '{"statusCode": 204}'},
+                "IntegrationResponses": [
+                    {
+                        "StatusCode": "204",
+                        "ResponseParameters": _response_parameters(EVENT_PREFLIGHT),
+                    }
+                ],
+            },
+            "MethodResponses": [_method_response("204", EVENT_PREFLIGHT)],
+        },
+    }
+
+
+def _json_api() -> dict[str, Any]:
+    """A second REST API for the JSON endpoints: the events API and the Stats API.
+
+    Not the pixel's API: that one treats every body as binary (`*/*`, so the GIF goes out as
+    bytes), which would hand the event template base64 instead of the body, and the Stats API
+    Lambda base64 as well.
+    """
+    root = {"Fn::GetAtt": ["JsonApi", "RootResourceId"]}
+    schema = json.loads(EVENT_SCHEMA.read_text())
+    refused_headers = {
+        f"gatewayresponse.header.{name}": value
+        for name, value in {
+            "Access-Control-Allow-Origin": "'*'",
+            "Content-Type": "'application/json'",
+        }.items()
+    }
+    return {
+        "JsonApi": {
+            "Type": "AWS::ApiGateway::RestApi",
+            "Properties": {
+                "Name": sub("${AWS::StackName}-api"),
+                "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            },
+        },
+        **_resource("ApiPathResource", root, "api"),
+        **_resource("EventResource", ref("ApiPathResource"), "event"),
+        **_resource("StatsV1Resource", ref("ApiPathResource"), "v1"),
+        **_resource("StatsV1ProxyResource", ref("StatsV1Resource"), "{proxy+}"),
+        **_resource("StatsV2Resource", ref("ApiPathResource"), "v2"),
+        **_resource("StatsV2QueryResource", ref("StatsV2Resource"), "query"),
+        "EventModel": {
+            "Type": "AWS::ApiGateway::Model",
+            "Properties": {
+                "RestApiId": ref("JsonApi"),
+                "ContentType": "application/json",
+                "Name": "PlausibleEvent",
+                "Schema": schema,
+            },
+        },
+        "EventValidator": {
+            "Type": "AWS::ApiGateway::RequestValidator",
+            "Properties": {
+                "RestApiId": ref("JsonApi"),
+                "ValidateRequestBody": True,
+                "ValidateRequestParameters": False,
+            },
+        },
+        # A body the validator refuses: Plausible's 400, with CORS so the page's fetch sees it.
+        "EventRefusedResponse": {
+            "Type": "AWS::ApiGateway::GatewayResponse",
+            "Properties": {
+                "RestApiId": ref("JsonApi"),
+                "ResponseType": "BAD_REQUEST_BODY",
+                "StatusCode": "400",
+                "ResponseParameters": refused_headers,
+                "ResponseTemplates": {"application/json": EVENT_REFUSED_BODY},
+            },
+        },
+        "EventMethod": _event_method(),
+        "EventPreflightMethod": _event_preflight(),
+        "StatsV1Method": _proxy_method("StatsV1ProxyResource"),
+        "StatsV2Method": _proxy_method("StatsV2QueryResource"),
+        "StatsApiInvokePermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "FunctionName": ref("StatsApiFunction"),
+                "Action": "lambda:InvokeFunction",
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": sub(
+                    "arn:aws:execute-api:${AWS::Region}:${AWS::AccountId}:${JsonApi}/*/*/api/*"
+                ),
+            },
+        },
+        "JsonApiDeployment": {
+            "Type": "AWS::ApiGateway::Deployment",
+            "DependsOn": [
+                "EventMethod",
+                "EventPreflightMethod",
+                "StatsV1Method",
+                "StatsV2Method",
+                "EventRefusedResponse",
+            ],
+            "Properties": {"RestApiId": ref("JsonApi")},
+        },
+        "JsonApiStage": {
+            "Type": "AWS::ApiGateway::Stage",
+            "DependsOn": ["ApiGatewayAccount"],
+            "Properties": {
+                "RestApiId": ref("JsonApi"),
+                "DeploymentId": ref("JsonApiDeployment"),
+                "StageName": STAGE,
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": THROTTLE_RATE,
+                        "ThrottlingBurstLimit": THROTTLE_BURST,
+                        "MetricsEnabled": True,
+                    }
+                ],
+                "AccessLogSetting": {
+                    "DestinationArn": arn("ApiAccessLogs"),
+                    "Format": ACCESS_LOG_FORMAT,
+                },
+            },
+        },
+    }
+
+
 def _response_parameters(headers: dict[str, str]) -> dict[str, str]:
     return {f"method.response.header.{name}": value for name, value in headers.items()}
 
@@ -475,19 +809,9 @@ def _api() -> dict[str, Any]:
                         "MetricsEnabled": True,
                     }
                 ],
-                # No IP and no User-Agent in the access log either.
                 "AccessLogSetting": {
                     "DestinationArn": arn("ApiAccessLogs"),
-                    "Format": json.dumps(
-                        {
-                            "requestId": "$context.requestId",
-                            "time": "$context.requestTime",
-                            "path": "$context.resourcePath",
-                            "status": "$context.status",
-                            "integrationStatus": "$context.integration.status",
-                            "latencyMs": "$context.responseLatency",
-                        }
-                    ),
+                    "Format": ACCESS_LOG_FORMAT,
                 },
             },
         },
@@ -498,9 +822,12 @@ def _api() -> dict[str, Any]:
         },
         "UsagePlan": {
             "Type": "AWS::ApiGateway::UsagePlan",
-            "DependsOn": ["ApiStage"],
+            "DependsOn": ["ApiStage", "JsonApiStage"],
             "Properties": {
-                "ApiStages": [{"ApiId": ref("Api"), "Stage": STAGE}],
+                "ApiStages": [
+                    {"ApiId": ref("Api"), "Stage": STAGE},
+                    {"ApiId": ref("JsonApi"), "Stage": STAGE},
+                ],
                 "Throttle": {"RateLimit": THROTTLE_RATE, "BurstLimit": THROTTLE_BURST},
             },
         },
@@ -533,10 +860,20 @@ def _cdn() -> dict[str, Any]:
     }
     cors = {
         "AccessControlAllowOrigins": {"Items": ["*"]},
-        "AccessControlAllowMethods": {"Items": ["GET", "HEAD"]},
+        "AccessControlAllowMethods": {"Items": ["GET", "HEAD", "POST", "OPTIONS"]},
         "AccessControlAllowHeaders": {"Items": ["*"]},
         "AccessControlAllowCredentials": False,
         "OriginOverride": True,
+    }
+    json_origin = {
+        "Id": "json-api",
+        "DomainName": sub("${JsonApi}.execute-api.${AWS::Region}.amazonaws.com"),
+        "OriginPath": f"/{STAGE}",
+        "CustomOriginConfig": {
+            "OriginProtocolPolicy": "https-only",
+            "OriginSSLProtocols": ["TLSv1.2"],
+        },
+        "OriginCustomHeaders": [{"HeaderName": "x-api-key", "HeaderValue": ref("OriginSecret")}],
     }
     origin = {
         "Id": "api",
@@ -561,6 +898,66 @@ def _cdn() -> dict[str, Any]:
                 }
             },
         },
+        # The event API: the pixel's viewer headers plus Content-Type (it picks the template).
+        "EventOriginRequestPolicy": {
+            "Type": "AWS::CloudFront::OriginRequestPolicy",
+            "Properties": {
+                "OriginRequestPolicyConfig": {
+                    "Name": sub("${AWS::StackName}-event"),
+                    "HeadersConfig": {
+                        "HeaderBehavior": "whitelist",
+                        "Headers": [*FORWARDED_HEADERS, "Content-Type"],
+                    },
+                    "QueryStringsConfig": {"QueryStringBehavior": "none"},
+                    "CookiesConfig": {"CookieBehavior": "none"},
+                }
+            },
+        },
+        # The Stats API: CloudFront forwards Authorization only if it is in the cache key, so
+        # it is, with TTLs of 0 (the app answers Cache-Control: no-store): nothing is cached,
+        # and no answer could ever be shared between keys.
+        "StatsApiCachePolicy": {
+            "Type": "AWS::CloudFront::CachePolicy",
+            "Properties": {
+                "CachePolicyConfig": {
+                    "Name": sub("${AWS::StackName}-stats-api"),
+                    "MinTTL": 0,
+                    "DefaultTTL": 0,
+                    "MaxTTL": 1,
+                    "ParametersInCacheKeyAndForwardedToOrigin": {
+                        "EnableAcceptEncodingGzip": False,
+                        "HeadersConfig": {
+                            "HeaderBehavior": "whitelist",
+                            "Headers": ["Authorization"],
+                        },
+                        "QueryStringsConfig": {"QueryStringBehavior": "all"},
+                        "CookiesConfig": {"CookieBehavior": "none"},
+                    },
+                }
+            },
+        },
+        "StatsApiOriginRequestPolicy": {
+            "Type": "AWS::CloudFront::OriginRequestPolicy",
+            "Properties": {
+                "OriginRequestPolicyConfig": {
+                    "Name": sub("${AWS::StackName}-stats-api"),
+                    # No viewer address, no User-Agent: the API needs neither.
+                    "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": ["Content-Type"]},
+                    "QueryStringsConfig": {"QueryStringBehavior": "all"},
+                    "CookiesConfig": {"CookieBehavior": "none"},
+                }
+            },
+        },
+        # Security headers without CORS: a key belongs on a server, not in a page.
+        "StatsApiHeadersPolicy": {
+            "Type": "AWS::CloudFront::ResponseHeadersPolicy",
+            "Properties": {
+                "ResponseHeadersPolicyConfig": {
+                    "Name": sub("${AWS::StackName}-stats-api-headers"),
+                    "SecurityHeadersConfig": security,
+                }
+            },
+        },
         "ResponseHeadersPolicy": {
             "Type": "AWS::CloudFront::ResponseHeadersPolicy",
             "Properties": {
@@ -578,7 +975,7 @@ def _cdn() -> dict[str, Any]:
                     "Enabled": True,
                     "HttpVersion": "http2and3",
                     "PriceClass": "PriceClass_100",
-                    "Origins": [origin],
+                    "Origins": [origin, json_origin],
                     "DefaultCacheBehavior": {
                         "TargetOriginId": "api",
                         "ViewerProtocolPolicy": "redirect-to-https",
@@ -597,7 +994,30 @@ def _cdn() -> dict[str, Any]:
                             "CachePolicyId": CACHING_OPTIMIZED,
                             "ResponseHeadersPolicyId": ref("ResponseHeadersPolicy"),
                             "Compress": True,
-                        }
+                        },
+                        {
+                            "PathPattern": "/api/event",
+                            "TargetOriginId": "json-api",
+                            "ViewerProtocolPolicy": "redirect-to-https",
+                            "AllowedMethods": ALL_METHODS,
+                            "CachePolicyId": CACHING_DISABLED,
+                            "OriginRequestPolicyId": ref("EventOriginRequestPolicy"),
+                            "ResponseHeadersPolicyId": ref("ResponseHeadersPolicy"),
+                            "Compress": False,
+                        },
+                        *(
+                            {
+                                "PathPattern": pattern,
+                                "TargetOriginId": "json-api",
+                                "ViewerProtocolPolicy": "https-only",  # a key never goes in clear
+                                "AllowedMethods": ALL_METHODS,
+                                "CachePolicyId": ref("StatsApiCachePolicy"),
+                                "OriginRequestPolicyId": ref("StatsApiOriginRequestPolicy"),
+                                "ResponseHeadersPolicyId": ref("StatsApiHeadersPolicy"),
+                                "Compress": True,
+                            }
+                            for pattern in ("/api/v1/*", "/api/v2/*")
+                        ),
                     ],
                 }
             },
@@ -668,6 +1088,15 @@ def _monitoring() -> dict[str, Any]:
         ),
         "Api5xxAlarm": _alarm("5XXError", "AWS/ApiGateway", api, 0),
         "ConsumerErrorsAlarm": _alarm("Errors", "AWS/Lambda", function, 0),
+        "StatsApiErrorsAlarm": _alarm(
+            "Errors", "AWS/Lambda", [{"Name": "FunctionName", "Value": ref("StatsApiFunction")}], 0
+        ),
+        "JsonApi5xxAlarm": _alarm(
+            "5XXError",
+            "AWS/ApiGateway",
+            [{"Name": "ApiName", "Value": sub("${AWS::StackName}-api")}, api[1]],
+            0,
+        ),
         "PipelineDashboard": {
             "Type": "AWS::CloudWatch::Dashboard",
             "Properties": {
@@ -686,6 +1115,14 @@ def outputs(edge: bool) -> dict[str, Any]:
         "PixelUrl": output(sub("https://${Distribution.DomainName}/pixel"), "the tracking pixel"),
         "ScriptUrl": output(
             sub("https://${Distribution.DomainName}/script.js"), "the tracking script"
+        ),
+        "EventUrl": output(
+            sub("https://${Distribution.DomainName}/api/event"),
+            "Plausible's events API (the tracker's endpoint / data-api)",
+        ),
+        "StatsApiUrl": output(
+            sub("https://${Distribution.DomainName}/api/v2/query"),
+            "Plausible's Stats API (v2; v1 under /api/v1/stats/)",
         ),
     }
     return {
@@ -708,7 +1145,7 @@ def build_template(code: Code, edge: bool = True) -> dict[str, Any]:
     `edge=False` leaves out API Gateway, CloudFront and CloudWatch (the parts moto cannot
     deploy or run): the data path alone, for emulators.
     """
-    edge_resources = {**_api(), **_cdn(), **_monitoring()} if edge else {}
+    edge_resources = {**_api(), **_json_api(), **_cdn(), **_monitoring()} if edge else {}
     parameters = {
         "OriginSecret": {
             "Type": "String",
@@ -728,6 +1165,7 @@ def build_template(code: Code, edge: bool = True) -> dict[str, Any]:
             **_queues(),
             **_consumer(code),
             **_compactor(code),
+            **_stats_api_function(code),
             **edge_resources,
         },
         "Outputs": outputs(edge),

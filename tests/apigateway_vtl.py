@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from airspeed import Template, operators
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "pixel_request.vtl"
+EVENT_TEMPLATE = TEMPLATE.with_name("event_request.vtl")
 _URL_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*_")
 
 
@@ -102,7 +103,9 @@ class Util:
 
 
 class Input:
-    def __init__(self, raw_query: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, raw_query: str, headers: Mapping[str, str], body: str = "") -> None:
+        # `$input.body`: the raw payload as a string (API Gateway's documented variable).
+        self.body = body
         # API Gateway hands the template decoded values; for a repeated key, the last one.
         self._params = {
             "path": {},
@@ -125,4 +128,18 @@ def render(
     }
     return Template(TEMPLATE.read_text()).merge(
         {"input": Input(raw_query, headers), "context": context, "util": Util()}
+    )
+
+
+def render_event(
+    body: str, headers: Mapping[str, str], source_ip: str, epoch_ms: int, request_id: str
+) -> str:
+    """The integration request body API Gateway would send to SQS for a `POST /api/event`."""
+    context = {
+        "requestId": request_id,
+        "requestTimeEpoch": epoch_ms,
+        "identity": {"sourceIp": source_ip},
+    }
+    return Template(EVENT_TEMPLATE.read_text()).merge(
+        {"input": Input("", headers, body), "context": context, "util": Util()}
     )

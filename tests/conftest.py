@@ -142,6 +142,7 @@ LONGEST_FIRST = (
     "tests/dashboard/test_dashboard_browser.py",
     "tests/store/test_rollups.py",
     "tests/dashboard/test_dashboard_escaping_browser.py",
+    "tests/ingest/test_plausible_tracker_browser.py",
     "tests/infra/test_infra_deploy.py",
     "tests/local/test_local.py",
     "tests/ingest/test_collector_hardening.py",

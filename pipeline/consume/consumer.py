@@ -38,7 +38,7 @@ from pipeline.enrich.steps import (
     Event,
     Hit,
     enrich,
-    hit_from_message,
+    hits_from_message,
     in_carry_over,
 )
 from pipeline.errors import MalformedMessage, PipelineError
@@ -137,7 +137,8 @@ class Consumer:
         for record in records:
             message_id = record["messageId"]
             try:
-                hits.append((message_id, hit_from_message(parse_message(record["body"]))))
+                message_hits = hits_from_message(parse_message(record["body"]))
+                hits.extend((message_id, hit) for hit in message_hits)
             except MalformedMessage as exc:  # its reasons name fields, never quote values
                 log.warning("malformed message %s: %s", message_id, exc)
                 outcome.malformed += 1
@@ -157,7 +158,8 @@ class Consumer:
             datacentre_ranges=ranges,
             respect_dnt=self.settings.respect_dnt,
         )
-        items_by_message: dict[str, dict[str, Any]] = {}
+        # One item per hit; an event-API message can hold several hits (one per domain).
+        items_by_message: list[tuple[str, dict[str, Any]]] = []
         touched: set[tuple[str, date]] = set()
         zones: dict[str, str] = {}
         marked_by: dict[str, set[tuple[str, date]]] = {}
@@ -165,13 +167,13 @@ class Consumer:
             # A salt that could not be read (not one outside the window: that is None, and
             # gives `stale` or no `prev_visitor`) leaves the hit for redelivery.
             if salt_days(hit) & salt_failures or registry is None:
-                outcome.failures.append(message_id)
+                _fail(outcome, message_id)
                 continue
             try:
                 result, item = self._item_for(hit, ctx)
             except Exception as exc:  # one message's failure must not fail its neighbours
                 _log_failure(message_id, "enrichment", exc)
-                outcome.failures.append(message_id)
+                _fail(outcome, message_id)
                 continue
             if isinstance(result, Dropped):
                 outcome.dropped[result.reason.value] += 1
@@ -180,9 +182,9 @@ class Consumer:
                 zone = _zone_of(sites.get(hit.site))
                 keys = {(hit.site, d) for d in days_to_mark(hit.received_at_ms, zone)}
                 touched |= keys
-                marked_by[message_id] = keys
+                marked_by[message_id] = marked_by.get(message_id, set()) | keys
                 zones[hit.site] = zone
-            items_by_message[message_id] = item
+            items_by_message.append((message_id, item))
 
         # Every (site, day) written to is marked for the compactor: a closed day's rollup is
         # recomputed after late events, and a day that just closed gets its first rollup. An
@@ -193,22 +195,21 @@ class Consumer:
             for site, day in touched
             if not still_marked((site, day), now, self._marked_open_days, _end_of(day, zones[site]))
         }
-        written = self.writer.write([*items_by_message.values(), *markers.values()])
+        written = self.writer.write([*(i for _, i in items_by_message), *markers.values()])
         unwritten = {(i["pk"]["S"], i["sk"]["S"]) for i in written}
         # Without its marker a day could keep a stale rollup: its events are redelivered too.
         unmarked = {key for key, m in markers.items() if (m["pk"]["S"], m["sk"]["S"]) in unwritten}
-        for message_id, keys in marked_by.items():
-            if keys & unmarked:
-                item = items_by_message[message_id]
+        for message_id, item in items_by_message:
+            if marked_by.get(message_id, set()) & unmarked:
                 unwritten.add((item["pk"]["S"], item["sk"]["S"]))
         # Forget days that have closed: the earliest local "today" on Earth is UTC's minus one.
         today = now.astimezone(UTC).date() - timedelta(days=1)
         self._marked_open_days = {
             key for key in (*self._marked_open_days, *markers.keys() - unmarked) if key[1] >= today
         }
-        for message_id, item in items_by_message.items():
+        for message_id, item in items_by_message:
             if (item["pk"]["S"], item["sk"]["S"]) in unwritten:
-                outcome.failures.append(message_id)
+                _fail(outcome, message_id)
             elif "reason" not in item:
                 outcome.stored += 1
         if unwritten:
@@ -259,6 +260,12 @@ class Consumer:
             if salt is not None:
                 salts[day] = salt
         return salts, failed
+
+
+def _fail(outcome: BatchOutcome, message_id: str) -> None:
+    """Report a message for redelivery, once, however many of its hits failed."""
+    if message_id not in outcome.failures:
+        outcome.failures.append(message_id)
 
 
 def _log_failure(message_id: str, stage: str, exc: Exception) -> None:

@@ -19,6 +19,10 @@ registered site is counted within that time.
                                              [--timezone Europe/Berlin]
     python -m pipeline.sites list
     python -m pipeline.sites remove example.com
+    python -m pipeline.sites key create|list|revoke example.com [--name CI] [PREFIX]
+
+`key` manages the site's Stats API keys (`pipeline.api.keys`: stored only as hashes, in this
+table, beside the sites).
 """
 
 from __future__ import annotations
@@ -282,13 +286,55 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     commands.add_parser("list", help="list the registered sites")
     remove = commands.add_parser("remove", help="stop counting a site (its data stays)")
     remove.add_argument("domain")
+    key = commands.add_parser("key", help="the site's Stats API keys")
+    key_commands = key.add_subparsers(dest="key_command", required=True)
+    create = key_commands.add_parser("create", help="make a key (shown once, stored as a hash)")
+    create.add_argument("domain")
+    create.add_argument("--name", default="", help="a note to tell keys apart, e.g. CI")
+    key_list = key_commands.add_parser("list", help="the site's keys, by visible prefix")
+    key_list.add_argument("domain")
+    revoke = key_commands.add_parser("revoke", help="delete a key (refused within a minute)")
+    revoke.add_argument("domain")
+    revoke.add_argument("prefix", help="the key's first characters, as `key list` shows them")
     return parser.parse_args(argv)
+
+
+def registered(settings: Settings, domain: str) -> str:
+    """`domain` normalised, if it is a registered site; an InvalidSite otherwise."""
+    site = normalize_domain(domain)
+    with aws.explained(settings, f"Table {settings.sites_table!r}"):
+        item = aws.client("dynamodb", settings).get_item(
+            TableName=settings.sites_table, Key={"site": {"S": site}}
+        )
+    if "Item" not in item:
+        raise InvalidSite(f"{site} is not registered: python -m pipeline.sites add {site}")
+    return site
+
+
+def key_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`key create|list|revoke`: what to print, and the exit status."""
+    # Imported here: the consumer's package, which imports this module, ships without the API.
+    from pipeline.api import keys
+
+    if args.key_command == "create":
+        site = registered(settings, args.domain)
+        key = keys.create_key(settings, site, args.name)
+        print(f"API key for {site} (shown once, keep it secret):\n{key}")
+    elif args.key_command == "list":
+        for found in keys.list_keys(settings, normalize_domain(args.domain)):
+            print(f"{found.prefix}\t{found.created_at}\t{found.name}")
+    elif not keys.revoke_key(settings, normalize_domain(args.domain), args.prefix):
+        print(f"{args.domain} has no key starting {args.prefix}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_env()
     try:
+        if args.command == "key":
+            return key_command(settings, args)
         if args.command == "add":
             site = new_site(args.domain, args.hostname, args.keep_query, args.timezone)
             register_site(settings, site)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -25,7 +25,7 @@ from pipeline.enrich.spam import is_spam
 from pipeline.enrich.text import clean, without_lone_surrogates
 from pipeline.enrich.urls import UTM_FIELDS, bare_host, strip_link_props, strip_url
 from pipeline.enrich.useragents import is_bot, parse_client
-from pipeline.ingest.contract import PixelMessage
+from pipeline.ingest.contract import PixelMessage, event_queries
 
 MAX_SITE = 253
 MAX_NAME = 120
@@ -56,6 +56,7 @@ class DropReason(StrEnum):
     REFERRER_SPAM = "referrer_spam"  # the referrer is on the referrer-spam blocklist
     DATACENTRE = "datacentre"  # sent from a cloud provider's published address ranges
     BAD_ENGAGEMENT = "bad_engagement"  # an engagement event without a usable engaged time
+    BAD_BODY = "bad_body"  # an event-API body that is not a usable event (e.g. cut at the cap)
 
 
 # What each drop means, in words a site owner can act on (the dashboard's health page shows them).
@@ -75,6 +76,10 @@ DROP_EXPLANATIONS = {
     DropReason.BAD_ENGAGEMENT: (
         "an engagement event whose engaged time was missing, negative or not a number "
         "(a broken or modified tracking script)"
+    ),
+    DropReason.BAD_BODY: (
+        "a POST /api/event body that was not a usable event (not JSON, or no event name or "
+        "URL): on AWS, a body over the 16,384-character cap that API Gateway let through"
     ),
 }
 
@@ -97,6 +102,7 @@ class Hit:
     user_agent: str
     ip: str
     headers: Mapping[str, str]
+    bad_body: bool = False  # an event-API body that maps to no event: dropped first
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,32 @@ def hit_from_message(message: PixelMessage) -> Hit:
         ip=geo.client_ip(headers, without_lone_surrogates(message.source_ip)),
         headers=headers,
     )
+
+
+def hits_from_message(message: PixelMessage) -> list[Hit]:
+    """The hits of a validated message: a pixel's one; an event body's one per domain it names
+    (Plausible sends the event to each), the first under the message's request id and the
+    others under a derived one, so a redelivery stores each once. A body that maps to no
+    event is one hit dropped as `bad_body`, counted under no site."""
+    if not message.body:
+        return [hit_from_message(message)]
+    queries = event_queries(message.body)
+    if queries is None:
+        empty = dict.fromkeys(message.query, "")
+        return [replace(hit_from_message(replace(message, query=empty)), bad_body=True)]
+    return [
+        hit_from_message(replace(message, query=query, request_id=_nth_id(message.request_id, n)))
+        for n, query in enumerate(queries)
+    ]
+
+
+def _nth_id(request_id: str, n: int) -> str:
+    # Still 1-64 of [A-Za-z0-9-]: API Gateway's ids are 36 characters, ours too.
+    return request_id if n == 0 else f"{request_id[:60]}-d{n}"
+
+
+def drop_bad_body(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+    return Dropped(DropReason.BAD_BODY) if hit.bad_body else event
 
 
 def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
@@ -266,6 +298,7 @@ def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
 
 
 STEPS: tuple[Step, ...] = (
+    drop_bad_body,
     drop_do_not_track,
     drop_bots,
     drop_datacentres,

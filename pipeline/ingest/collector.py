@@ -1,10 +1,14 @@
-"""The local collector: `GET /pixel` → the contract's message → SQS → the GIF, and
-`GET /script.js`, the tracking script.
+"""The local collector: `GET /pixel` → the contract's message → SQS → the GIF; Plausible's
+`POST /api/event` → the same kind of message; `GET /script.js`, the tracking script; and, on
+the same origin, the Stats API (`/api/v1/...`, `/api/v2/...`) when given an `api` callable.
 
-The same job API Gateway's SQS integration does on AWS. It answers the GIF to every pixel
+The same job API Gateway's SQS integrations do on AWS. It answers the GIF to every pixel
 request; the status is 200 only when the message is on the queue (after a few bounded
-retries), and 503 otherwise, so a hit is never reported as taken when it was not. Access
-logs carry no client address or User-Agent.
+retries), and 503 otherwise, so a hit is never reported as taken when it was not. The event
+API answers as Plausible does: 202 `ok` once queued, 400 with `{"errors": {field: [...]}}`
+for a body that is not JSON, not an object, of the wrong types (`event_schema.json`, the
+schema API Gateway validates with too) or over `MAX_BODY_UNITS`, never queued; CORS as
+Plausible's CORSPlug. Access logs carry no client address, User-Agent or body.
 
 It has to survive hostile traffic on its own, so it is one asyncio loop (a waiting
 connection costs a coroutine, not a thread) with h11 parsing HTTP/1.1, and:
@@ -25,26 +29,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import h11
 from botocore.exceptions import BotoCoreError, ClientError
+from jsonschema import Draft4Validator
 
 from pipeline import aws
+from pipeline.api.http import ApiRequest, ApiResponse
 from pipeline.config import Settings
 from pipeline.ingest import tracker
-from pipeline.ingest.contract import PIXEL_GIF, PIXEL_HEADERS, build_message, encode_message
+from pipeline.ingest.contract import (
+    MAX_BODY_UNITS,
+    PIXEL_GIF,
+    PIXEL_HEADERS,
+    build_event_message,
+    build_message,
+    encode_message,
+)
 from pipeline.resources import queue_url
 
 log = logging.getLogger("pipeline.ingest.collector")
@@ -63,6 +78,29 @@ BACKLOG = 4096  # a burst of connects waits in the kernel, not in SYN retries (1
 READ_CHUNK = 65_536
 ALLOW = "GET, HEAD"
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+JSON = {"Content-Type": "application/json; charset=utf-8"}
+EVENT_PATH = "/api/event"
+API_PREFIXES = ("/api/v1/", "/api/v2/")
+API_TIMEOUT = 30.0  # seconds an `api` call may take before the client gets 504
+API_WORKERS = 4  # its own threads: a slow query never holds up the queue's senders
+# Plausible's CORS (CORSPlug's defaults, which it uses unchanged): any origin. On a preflight
+# also its allowed headers and max age; the methods are the ones served here.
+CORS = {
+    "access-control-allow-origin": "*",
+    "access-control-expose-headers": "",
+    "access-control-allow-credentials": "true",
+}
+PREFLIGHT = {
+    **CORS,
+    "access-control-max-age": "1728000",
+    "access-control-allow-headers": (
+        "Authorization,Content-Type,Accept,Origin,User-Agent,DNT,Cache-Control,X-Mx-ReqToken,"
+        "Keep-Alive,X-Requested-With,If-Modified-Since,X-CSRF-Token"
+    ),
+    "access-control-allow-methods": "GET,POST,OPTIONS",
+}
+EVENT_SCHEMA = json.loads((Path(__file__).with_name("event_schema.json")).read_text())
+_EVENT_VALIDATOR = Draft4Validator(EVENT_SCHEMA)
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -199,6 +237,122 @@ def decoded_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("utf-8", "replace") for name, value in headers}
 
 
+# ---- the event API: Plausible's answers ------------------------------------------------
+
+# Plausible's names for the fields in its error answers (its changeset's), by body key.
+ERROR_FIELDS = {
+    **dict.fromkeys(("n", "name"), "event_name"),
+    **dict.fromkeys(("u", "url"), "url"),
+    **dict.fromkeys(("d", "domain"), "domain"),
+    **dict.fromkeys(("r", "referrer"), "referrer"),
+    **dict.fromkeys(("m", "meta", "p", "props"), "props"),
+    **dict.fromkeys(("h", "hashMode"), "hash_mode"),
+    **dict.fromkeys(("e", "engagement_time"), "engagement_time"),
+    **dict.fromkeys(("sd", "scroll_depth"), "scroll_depth"),
+    **dict.fromkeys(("w", "screen_width"), "screen_width"),
+    **dict.fromkeys(("i", "interactive"), "interactive"),
+    **dict.fromkeys(("$", "revenue"), "revenue"),
+    "v": "tracker_script_version",
+}
+NOT_JSON = {"request": ["Unable to parse request body as json"]}
+# Plausible's messages: a missing field, a value that is not of its type, one too long.
+MISSING = {"event_name": "can't be blank", "url": "is required"}
+TOO_LONG = {
+    "event_name": "should be at most 120 character(s)",
+    "url": "must be a valid url",
+    "props": "keys should have at most 300 bytes and values 2000 bytes",
+}
+INVALID = {"url": "must be a valid url"}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN and Infinity are Python's extension, not JSON
+
+
+def _field_error(error: Any) -> tuple[str, str] | None:
+    """Plausible's field and message for one schema violation at a body key."""
+    if not error.path:
+        return None
+    key = str(error.path[0])
+    name = ERROR_FIELDS.get(key, key)
+    if error.validator == "maxLength":
+        return name, TOO_LONG.get(name, "is invalid")
+    if error.validator == "pattern" and name == "domain":
+        return name, "can't be blank"  # only blank text fails the domain's pattern
+    return name, INVALID.get(name, "is invalid")
+
+
+def event_errors(raw: bytes) -> tuple[str, dict[str, list[str]] | None]:
+    """The body as text, and Plausible's `errors` for it (None when it is a valid event).
+
+    Not JSON (empty, not UTF-8, NaN, too deep), not an object, or over `MAX_BODY_UNITS`
+    UTF-16 units is Plausible's "Unable to parse request body as json" (what it answers for
+    a body over its own limit too); a field of the wrong type or length names the field.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "", NOT_JSON
+    if len(text.encode("utf-16-le", "surrogatepass")) > 2 * MAX_BODY_UNITS:
+        return "", NOT_JSON
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return "", NOT_JSON
+    if not isinstance(data, dict):
+        return "", NOT_JSON
+    fields: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    for error in _EVENT_VALIDATOR.iter_errors(data):
+        found = _field_error(error)
+        if found is None:  # a required field (its anyOf names which)
+            title = error.schema.get("title", "") if isinstance(error.schema, dict) else ""
+            missing.setdefault(title, [MISSING.get(title, "is invalid")])
+        else:
+            fields.setdefault(found[0], [found[1]])
+    # A field that is there but wrong says so, not that it is missing (Plausible's cast error).
+    errors = {**{k: v for k, v in missing.items() if k not in fields}, **fields}
+    return text, errors or None
+
+
+def errors_reply(errors: dict[str, list[str]], close: bool = False) -> Reply:
+    body = json.dumps({"errors": errors}, separators=(",", ":")).encode()
+    return Reply(400, body, {**JSON, **CORS}, close=close)
+
+
+def too_large_reply(path: str, pixel: bool) -> Reply:
+    """A body over `MAX_BODY_BYTES`: Plausible's 400 for the event API, 413 elsewhere."""
+    if path == EVENT_PATH:
+        return errors_reply(NOT_JSON, close=True)
+    return error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, pixel)
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES)
+
+
+def api_request(
+    method: str, target: str, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> ApiRequest:
+    """The transport-free request the Stats API is called with (header names lower-case)."""
+    parts = urlsplit(target)
+    lowered = {name.lower(): value for name, value in decoded_headers(headers).items()}
+    return ApiRequest(method=method, path=parts.path, query=parts.query, headers=lowered, body=body)
+
+
+def api_error(status: int, message: str) -> Reply:
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()
+    return Reply(status, body, {**JSON, **CORS})
+
+
+def _phrase(status: int) -> str:
+    # An `api` may answer a status http.HTTPStatus doesn't name: the line still needs a reason.
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def script_reply(headers: Iterable[tuple[bytes, bytes]]) -> Reply:
     answer = tracker.headers()
     if header(headers, b"if-none-match") == answer["ETag"]:
@@ -297,14 +451,17 @@ class Connection:
             status = oversize_status(request.target, request.headers)
             if status:
                 raise HeadError(status, pixel)
+            path = urlsplit(target).path
             if content_length(request.headers) > MAX_BODY_BYTES:
-                reply = error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, pixel)
+                reply, body = too_large_reply(path, pixel), b""
             else:
-                reply = await self._discard_body(pixel)
+                # Only a POST's body is kept (the event API's, the Stats API's); any other
+                # method's is read and dropped, never parsed as a request.
+                reply, body = await self._read_body(path, pixel, keep=method == "POST")
         finally:
             self.server.busy(self)
         if reply is None:
-            reply = await self._answer(method, target, request.headers)
+            reply = await self._answer(method, target, request.headers, body)
         log.debug("%s %s %s", method, urlsplit(target).path, reply.status)
         await self._send(reply)
         if reply.close or self.h11.our_state is not h11.DONE:
@@ -333,28 +490,42 @@ class Connection:
                     self.head_start += data[:64]
                 status = meter.feed(data)
 
-    async def _discard_body(self, pixel: bool) -> Reply | None:
-        """Read and drop the request's body; an error reply if it is too large."""
-        size = 0
+    async def _read_body(self, path: str, pixel: bool, keep: bool) -> tuple[Reply | None, bytes]:
+        """Read the request's body (kept when `keep`); an error reply if it is too large."""
+        size, chunks = 0, []
         async with asyncio.timeout(BODY_TIMEOUT):
             while True:
                 event = self.h11.next_event()
                 if isinstance(event, h11.EndOfMessage):
-                    return None
+                    return None, b"".join(chunks)
                 if isinstance(event, h11.Data):
                     size += len(event.data)
                     if size > MAX_BODY_BYTES:
-                        return error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, pixel)
+                        return too_large_reply(path, pixel), b""
+                    if keep:
+                        chunks.append(event.data)
                     continue
                 if self.h11.they_are_waiting_for_100_continue:
-                    return error_reply(HTTPStatus.EXPECTATION_FAILED, pixel)
+                    return error_reply(HTTPStatus.EXPECTATION_FAILED, pixel), b""
                 data = await self.reader.read(READ_CHUNK)
                 if not data:
                     raise ConnectionResetError
                 self.h11.receive_data(data)
 
-    async def _answer(self, method: str, target: str, headers: list[tuple[bytes, bytes]]) -> Reply:
+    async def _answer(
+        self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes = b""
+    ) -> Reply:
         parts = urlsplit(target)
+        if parts.path == EVENT_PATH or is_api_path(parts.path):
+            if method == "OPTIONS":  # a CORS preflight, answered as Plausible's CORSPlug does
+                return Reply(204, b"", PREFLIGHT)
+            if parts.path == EVENT_PATH:
+                if method != "POST":
+                    return Reply(
+                        405, b"Method Not Allowed", {**TEXT, **CORS, "Allow": "POST, OPTIONS"}
+                    )
+                return await self._event(body, headers)
+            return await self._api(method, target, headers, body)
         if method not in ("GET", "HEAD"):
             return error_reply(HTTPStatus.METHOD_NOT_ALLOWED, parts.path == "/pixel")
         if parts.path == "/pixel":
@@ -384,6 +555,51 @@ class Connection:
             queued = False
         return Reply(200 if queued else 503, PIXEL_GIF, PIXEL_HEADERS)
 
+    async def _event(self, raw: bytes, headers: list[tuple[bytes, bytes]]) -> Reply:
+        """Plausible's `POST /api/event`: 202 "ok" once queued, 400 and nothing queued for a
+        bad body. Whether the event is then stored (its site registered, not a bot...) is
+        decided by the consumer, as for a pixel, so every accepted body gets 202."""
+        text, errors = event_errors(raw)
+        if errors is not None:
+            return errors_reply(errors)
+        if not self.server.limiter.allow(self.client_ip):
+            return Reply(429, b"Too Many Requests", {**TEXT, **CORS})
+        try:
+            message = build_event_message(
+                body=text,
+                headers=decoded_headers(headers),
+                source_ip=self.client_ip,
+                received_at_ms=int(time.time() * 1000),
+                request_id=str(uuid.uuid4()),
+            )
+            queued = await self.server.send(encode_message(message))
+        except Exception as exc:  # never the content: only what kind of failure
+            log.error("event failed: %s", type(exc).__name__)
+            queued = False
+        if not queued:
+            return Reply(503, b"Service Unavailable", {**TEXT, **CORS})
+        return Reply(202, b"ok", {**TEXT, **CORS})
+
+    async def _api(
+        self, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Reply:
+        """The Stats API on the collector's origin: `api` called in its own threads."""
+        api = self.server.api
+        if api is None:
+            return api_error(404, "Not found")
+        if method not in ("GET", "POST"):
+            reply = api_error(405, "Method not allowed")
+            return Reply(reply.status, reply.body, {**reply.headers, "Allow": "GET, POST, OPTIONS"})
+        request = api_request(method, target, headers, body)
+        try:
+            response = await asyncio.wait_for(self.server.call_api(api, request), API_TIMEOUT)
+        except TimeoutError:
+            return api_error(504, "The query took too long")
+        except Exception as exc:  # the type only: its text could quote the request
+            log.error("api failed: %s", type(exc).__name__)
+            return api_error(500, "Internal server error")
+        return Reply(response.status, bytes(response.body), {**CORS, **dict(response.headers)})
+
     async def _send(self, reply: Reply) -> None:
         headers = dict(reply.headers)
         headers.setdefault("Content-Length", str(len(reply.body)))
@@ -393,7 +609,7 @@ class Connection:
             h11.Response(
                 status_code=reply.status,
                 headers=list(headers.items()),
-                reason=HTTPStatus(reply.status).phrase,
+                reason=_phrase(reply.status),
             )
         )
         if reply.body and self.method != "HEAD":
@@ -444,8 +660,10 @@ class CollectorServer:
         limiter: RateLimiter | None = None,
         max_connections: int = MAX_CONNECTIONS,
         send_workers: int = SEND_WORKERS,
+        api: Callable[[ApiRequest], ApiResponse] | None = None,
     ) -> None:
         self.enqueuer = enqueuer
+        self.api = api
         self.limiter = limiter or RateLimiter()
         self.max_connections = max_connections
         self.evicted = self.refused = 0
@@ -453,6 +671,7 @@ class CollectorServer:
         self._socket = socket.create_server(address, backlog=BACKLOG)
         self.server_address = self._socket.getsockname()
         self._pool = ThreadPoolExecutor(send_workers, thread_name_prefix="collector-send")
+        self._api_pool = ThreadPoolExecutor(API_WORKERS, thread_name_prefix="collector-api")
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(_quiet_loop_errors)
         self._connections: set[Connection] = set()
@@ -485,9 +704,15 @@ class CollectorServer:
                 self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api_pool.shutdown(wait=False, cancel_futures=True)
 
     async def send(self, body: str) -> bool:
         return await self._loop.run_in_executor(self._pool, self.enqueuer.send, body)
+
+    async def call_api(
+        self, api: Callable[[ApiRequest], ApiResponse], request: ApiRequest
+    ) -> ApiResponse:
+        return await self._loop.run_in_executor(self._api_pool, api, request)
 
     def waiting(self, connection: Connection) -> None:
         self._waiting.pop(connection, None)
@@ -572,8 +797,10 @@ def start_collector(
     port: int = 0,
     limiter: RateLimiter | None = None,
     max_connections: int = MAX_CONNECTIONS,
+    api: Callable[[ApiRequest], ApiResponse] | None = None,
 ) -> CollectorServer:
-    """Start the collector in a daemon thread; stop it with `.shutdown()`."""
+    """Start the collector in a daemon thread; stop it with `.shutdown()`. With `api`, it
+    also answers `/api/v1/...` and `/api/v2/...` with it (the Stats API)."""
     tracker.minified()  # minify once now, not on the first visitor's request
-    server = CollectorServer((host, port), Enqueuer(settings), limiter, max_connections)
+    server = CollectorServer((host, port), Enqueuer(settings), limiter, max_connections, api=api)
     return server.start()

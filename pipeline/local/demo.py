@@ -487,6 +487,14 @@ def _send_live(
             for i, hit in enumerate(live[start : start + 10])
         ]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
-    drained = Worker(settings, consumer.handle, sqs=sqs, wait_time=0).drain()
-    summary.stored += drained.succeeded
+
+    def handle(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        # Counted from the consumer's outcome: a dropped hit (a bot) is a message that
+        # succeeded, not an event stored.
+        outcome = consumer.process(event.get("Records", []))
+        summary.stored += outcome.stored
+        summary.dropped += sum(outcome.dropped.values())
+        return outcome.response()
+
+    drained = Worker(settings, handle, sqs=sqs, wait_time=0).drain()
     summary.failed += drained.failed

@@ -3,7 +3,9 @@
     python -m pipeline.local [--emulator-port 4566] [--collector-port 8080] [--demo]
                              [--site example.com ...] [--data-dir .local-data]
 
-It prints the tracking snippet to paste into a page and the dashboard command. The sites it
+It prints the tracking snippet to paste into a page, the dashboard command, and the Stats API's
+URL (Plausible's `POST /api/v2/query` and v1 endpoints, served by the collector on its own
+origin; a key comes from `python -m pipeline.sites key create SITE`). The sites it
 registers also count pages on `localhost` and `127.0.0.1` (the page you test with is served
 from this machine); `python -m pipeline.sites add` never adds those hostnames, so production
 does not count them. Ctrl-C (or SIGTERM) stops everything cleanly within seconds.
@@ -30,6 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline import aws
+from pipeline.api.app import StatsApi
 from pipeline.config import Settings
 from pipeline.consume.consumer import Consumer
 from pipeline.consume.worker import Worker
@@ -222,6 +225,7 @@ class LocalMode:
             port=args.collector_port,
             limiter=limiter,
             max_connections=connection_cap(args.max_connections, fds),
+            api=StatsApi(settings),
         )
         self.worker = self._daemon(
             "worker", Worker(settings, consumer.handle).run, self.worker_stop
@@ -260,6 +264,11 @@ class LocalMode:
         print(f"Script:           {url}/script.js")
         print(f"Snippet:          {snippet(url, first)}")
         print(f"Pixel:            {url}/pixel?d={first}&u=https://{first}/")
+        print(f"Stats API:        {url}/api/v2/query   (and Plausible's /api/v1/stats/...)")
+        print(
+            f"API key:          AWS_ENDPOINT_URL={self.emulator.endpoint_url} "
+            f"python -m pipeline.sites key create {first}"
+        )
         print(f"AWS_ENDPOINT_URL={self.emulator.endpoint_url}")
         print(
             f"Dashboard:        AWS_ENDPOINT_URL={self.emulator.endpoint_url} make run"

@@ -34,6 +34,9 @@ LAMBDA_GB = 0.5
 IDLE_SQS_REQUESTS = 5 * (30 * 86400 / 20)
 ACCESS_LOG_BYTES = 150
 GB = 1024**3
+STATS_API_GB = 1.0
+STATS_API_SECONDS = 0.3  # a 30-day aggregate from rollups (bench/stats_api.py, ≤ 300 ms)
+STATS_API_RESPONSE_BYTES = 2_000
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,24 @@ class Line:
     dollars: float
 
 
+def stats_api_cost(api_requests: int, read_units_per_request: float) -> float:
+    """Dollars for `api_requests` Stats API requests a month (see the module docstring)."""
+    r = api_requests
+    edge = r / 10_000 * PRICE["cloudfront_per_10k_https"]
+    edge += r * STATS_API_RESPONSE_BYTES / GB * PRICE["cloudfront_per_gb_out"]
+    gateway = r / 1e6 * PRICE["apigw_rest_per_million"]
+    function = r / 1e6 * PRICE["lambda_per_million_invocations"]
+    function += r * STATS_API_SECONDS * STATS_API_GB * PRICE["lambda_arm_per_gb_second"]
+    reads = r * read_units_per_request / 1e6 * PRICE["dynamodb_per_million_read_units"]
+    counter = r / 1e6 * PRICE["dynamodb_per_million_write_units"]
+    return edge + gateway + function + reads + counter
+
+
 def monthly_cost(
-    events_per_month: int, retention_days: int = 400, dashboard_views: int = 300
+    events_per_month: int,
+    retention_days: int = 400,
+    dashboard_views: int = 300,
+    api_requests: int = 10_000,
 ) -> list[Line]:
     """One line per service; the bill is the sum of `dollars`."""
     n = events_per_month
@@ -67,6 +86,7 @@ def monthly_cost(
         Line("DynamoDB dashboard reads", f"{dashboard_views:,} views, {read_units:,.0f} read units", read_units / 1e6 * PRICE["dynamodb_per_million_read_units"]),
         Line("Compactor", f"{compaction_units:,.0f} read units, 30 rollups", compaction_units / 1e6 * PRICE["dynamodb_per_million_read_units"] + 30 * math.ceil(ROLLUP_BYTES / 1024) / 1e6 * PRICE["dynamodb_per_million_write_units"]),
         Line("CloudWatch Logs", f"{n * ACCESS_LOG_BYTES / GB:,.2f} GB of access logs", n * ACCESS_LOG_BYTES / GB * PRICE["cloudwatch_logs_per_gb_ingested"]),
+        Line("Stats API", f"{api_requests:,} requests", stats_api_cost(api_requests, per_view)),
     ]  # fmt: skip
 
 

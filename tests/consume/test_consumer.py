@@ -16,8 +16,9 @@ import requests
 from pipeline import aws, load_drops, load_events
 from pipeline.consume.consumer import Consumer
 from pipeline.enrich import steps as enrich_module
+from pipeline.enrich.sites import new_site, register_site
 from pipeline.enrich.steps import STEPS
-from pipeline.ingest.contract import build_message, encode_message
+from pipeline.ingest.contract import build_event_message, build_message, encode_message
 from pipeline.ops.dlq import count as dlq_count
 from pipeline.resources import queue_url
 from pipeline.store.storage import DIRTY_PK, BatchWriter, event_from_item
@@ -481,3 +482,73 @@ def aws_error(code: str):
     from botocore.exceptions import ClientError
 
     return ClientError({"Error": {"Code": code, "Message": "test"}}, "GetItem")
+
+
+# ---- event-API messages (contract version 3) ------------------------------------------------
+
+
+def event_message(body: dict | str, request_id: str | None = None) -> str:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return encode_message(
+        build_event_message(
+            text,
+            {"User-Agent": CHROME_UA},
+            "203.0.113.7",
+            int(time.time() * 1000),
+            request_id or f"ev-{abs(hash(text))}",
+        )
+    )
+
+
+def test_an_event_body_fanned_out_to_two_sites_is_stored_once_each_even_when_redelivered(
+    settings, sqs_record
+):
+    register_site(settings, new_site("rollup.test", hostnames=["example.com"]))
+    body = {"n": "pageview", "u": "https://example.com/fan", "d": "example.com,rollup.test"}
+    message = event_message(body)
+    consumer = Consumer(settings)
+    outcome = consumer.process([sqs_record(message, message_id="fan")])
+    assert (outcome.stored, outcome.failures) == (2, [])
+    consumer.process([sqs_record(message, message_id="fan-again")])  # a redelivery
+    assert sorted(i["pk"]["S"].split("#")[0] for i in event_items(settings)) == [
+        "example.com",
+        "rollup.test",
+    ]
+
+
+def test_a_fanned_out_message_with_one_failing_hit_is_reported_once(
+    settings, sqs_record, monkeypatch
+):
+    from pipeline.consume import consumer as consumer_module
+
+    real = consumer_module.event_item
+
+    def oversized_for_rollup(event, *args):
+        item = real(event, *args)
+        if event["site"] == "rollup.test":
+            item["e"] = {"S": "x" * 500_000}  # over DynamoDB's 400 KB item limit
+        return item
+
+    monkeypatch.setattr(consumer_module, "event_item", oversized_for_rollup)
+    register_site(settings, new_site("rollup.test", hostnames=["example.com"]))
+    body = {
+        "n": "pageview",
+        "u": "https://example.com/",
+        "d": "rollup.test,example.com,rollup.test",
+    }
+    outcome = Consumer(settings).process([sqs_record(event_message(body), message_id="m")])
+    assert outcome.failures == ["m"]  # once, though its rollup.test hit failed: redelivered whole
+    assert outcome.stored == 1
+
+
+def test_an_event_body_that_is_no_event_is_a_counted_drop_not_a_failure(settings, sqs_record):
+    records = [
+        sqs_record(event_message('{"n": "pageview", "u": "https://example.com/', "r1")),
+        sqs_record(event_message({"n": "pageview"}, "r2")),
+        sqs_record(event_message({"n": "pageview", "u": "https://example.com/ok"}, "r3")),
+    ]
+    outcome = Consumer(settings).process(records)
+    assert (outcome.stored, dict(outcome.dropped), outcome.failures) == (1, {"bad_body": 2}, [])
+    today = datetime.now(UTC).date()
+    drops = load_drops("-", today, today + timedelta(days=1), settings=settings)
+    assert drops.to_dict() == {"bad_body": 2}

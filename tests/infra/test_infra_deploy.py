@@ -84,6 +84,9 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
     }
     compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
     assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.store.compactor.handler", 300)
+    stats_api = lam.get_function_configuration(FunctionName=f"{target.stack}-stats-api")
+    assert stats_api["Handler"] == "pipeline.api.app.lambda_handler"
+    assert stats_api["Environment"]["Variables"] == function["Environment"]["Variables"]
     (mapping,) = lam.list_event_source_mappings(FunctionName=f"{target.stack}-consumer")[
         "EventSourceMappings"
     ]
@@ -176,3 +179,21 @@ def test_cost_of_a_million_events():
     assert result.returncode == 0
     assert "API Gateway (REST)" in result.stdout and "3.50" in result.stdout
     assert "per million events" in result.stdout
+
+
+def test_the_stats_api_is_on_the_bill_per_request():
+    from pipeline.ops import cost
+
+    def api_line(requests: int) -> float:
+        lines = cost.monthly_cost(1_000_000, api_requests=requests)
+        return next(line.dollars for line in lines if line.service == "Stats API")
+
+    assert api_line(0) == 0
+    assert api_line(20_000) == pytest.approx(2 * api_line(10_000))
+    # API Gateway alone is $3.50 per million: the line is at least that.
+    assert api_line(1_000_000) > 3.50
+    result = subprocess.run(
+        [sys.executable, "-m", "infra", "cost", "--api-requests-per-month", "50000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and "50,000 requests" in result.stdout

@@ -9,7 +9,15 @@ import json
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from infra.template import FORWARDED_HEADERS, PIXEL_TEMPLATE, Code, build_template
+from infra.template import (
+    CACHING_DISABLED,
+    EVENT_SCHEMA,
+    EVENT_TEMPLATE,
+    FORWARDED_HEADERS,
+    PIXEL_TEMPLATE,
+    Code,
+    build_template,
+)
 from pipeline import resources
 from pipeline.ingest import tracker
 
@@ -234,3 +242,164 @@ def test_compactor_runs_on_a_schedule_with_only_the_rights_it_needs(template):
         ("CompactorLogGroup", "logs:CreateLogStream"),
         ("CompactorLogGroup", "logs:PutLogEvents"),
     }
+
+
+# ---- issue 15: Plausible's events API and Stats API -----------------------------------------
+
+
+def test_event_api_is_a_direct_sqs_method_with_the_event_template_for_both_types(template):
+    method = resource(template, "EventMethod")
+    assert (method["HttpMethod"], method["ResourceId"]) == ("POST", {"Ref": "EventResource"})
+    assert resource(template, "EventResource")["PathPart"] == "event"
+    assert resource(template, "ApiPathResource")["PathPart"] == "api"
+    integration = method["Integration"]
+    assert integration["Type"] == "AWS" and ":sqs:path/" in integration["Uri"]["Fn::Sub"]
+    assert integration["Credentials"] == {"Fn::GetAtt": ["ApiSendRole", "Arn"]}
+    template_text = EVENT_TEMPLATE.read_text()
+    assert integration["RequestTemplates"] == {
+        "application/json": template_text,
+        "text/plain": template_text,  # what the tracker sends (no CORS preflight)
+    }
+    assert integration["PassthroughBehavior"] == "NEVER"  # any other type: 415, nothing queued
+    responses = {r["StatusCode"]: r for r in integration["IntegrationResponses"]}
+    assert responses["202"]["ResponseTemplates"] == {"application/json": "ok"}
+    assert "SelectionPattern" not in responses["202"]
+    assert responses["500"]["SelectionPattern"] == "(4|5)\\d{2}"
+    cors = responses["202"]["ResponseParameters"]
+    assert cors["method.response.header.Access-Control-Allow-Origin"] == "'*'"
+    assert method["ApiKeyRequired"] is True  # only through CloudFront
+
+
+def test_event_bodies_are_validated_with_the_collectors_schema(template):
+    method = resource(template, "EventMethod")
+    assert method["RequestValidatorId"] == {"Ref": "EventValidator"}
+    assert resource(template, "EventValidator")["ValidateRequestBody"] is True
+    assert method["RequestModels"] == {
+        "application/json": {"Ref": "EventModel"},
+        "text/plain": {"Ref": "EventModel"},
+    }
+    model = resource(template, "EventModel")
+    assert model["Schema"] == json.loads(EVENT_SCHEMA.read_text())
+    assert model["Schema"]["$schema"] == "http://json-schema.org/draft-04/schema#"
+    refused = resource(template, "EventRefusedResponse")
+    assert (refused["ResponseType"], refused["StatusCode"]) == ("BAD_REQUEST_BODY", "400")
+    body = json.loads(refused["ResponseTemplates"]["application/json"])
+    assert set(body) == {"errors"} and all(isinstance(v, list) for v in body["errors"].values())
+    headers = refused["ResponseParameters"]
+    assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+
+
+def test_event_preflight_answers_as_plausibles_cors(template):
+    preflight = resource(template, "EventPreflightMethod")
+    assert preflight["HttpMethod"] == "OPTIONS" and preflight["Integration"]["Type"] == "MOCK"
+    (response,) = preflight["Integration"]["IntegrationResponses"]
+    headers = response["ResponseParameters"]
+    assert response["StatusCode"] == "204"
+    assert "POST" in headers["method.response.header.Access-Control-Allow-Methods"]
+    assert "Content-Type" in headers["method.response.header.Access-Control-Allow-Headers"]
+
+
+def test_the_json_endpoints_have_their_own_api_that_treats_bodies_as_text(template):
+    # The pixel's API sends every body as binary (*/*): the event template would see base64.
+    assert "BinaryMediaTypes" not in resource(template, "JsonApi")
+    stage = resource(template, "JsonApiStage")
+    assert stage["StageName"] == "v1" and stage["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    assert "sourceIp" not in stage["AccessLogSetting"]["Format"]
+    assert "authorization" not in stage["AccessLogSetting"]["Format"].lower()
+    stages = resource(template, "UsagePlan")["ApiStages"]
+    assert {"ApiId": {"Ref": "JsonApi"}, "Stage": "v1"} in stages
+    deployment = template["Resources"]["JsonApiDeployment"]["DependsOn"]
+    assert {"EventMethod", "EventPreflightMethod", "StatsV1Method", "StatsV2Method"} <= set(
+        deployment
+    )
+
+
+def test_stats_api_routes_go_to_a_small_lambda(template):
+    assert resource(template, "StatsV1ProxyResource")["PathPart"] == "{proxy+}"
+    assert resource(template, "StatsV2QueryResource")["PathPart"] == "query"
+    for name in ("StatsV1Method", "StatsV2Method"):
+        method = resource(template, name)
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert "${StatsApiFunction.Arn}" in method["Integration"]["Uri"]["Fn::Sub"]
+        assert method["ApiKeyRequired"] is True
+    function = resource(template, "StatsApiFunction")
+    assert function["Handler"] == "pipeline.api.app.lambda_handler"
+    assert (function["Runtime"], function["Architectures"]) == ("python3.13", ["arm64"])
+    # The readers' package: the compactor's zip holds the API too (infra/package.py).
+    assert function["Code"] == {"S3Bucket": CODE.bucket, "S3Key": CODE.compactor_key}
+    assert (
+        build_template(Code("b", "k", "c", api_key="api/x.zip"))["Resources"]["StatsApiFunction"][
+            "Properties"
+        ]["Code"]["S3Key"]
+        == "api/x.zip"
+    )
+    assert function["Timeout"] <= 29  # API Gateway's integration limit
+    assert resource(template, "StatsApiLogGroup")["RetentionInDays"] == 14
+    permission = resource(template, "StatsApiInvokePermission")
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"]["Fn::Sub"].endswith("${JsonApi}/*/*/api/*")
+
+
+def test_stats_api_role_reads_and_only_counts_requests(template):
+    statements = _statements(template, "StatsApiRole")
+    rights = {
+        (s["Resource"]["Fn::GetAtt"][0], a, json.dumps(s.get("Condition", {})))
+        for s in statements
+        for a in s["Action"]
+    }
+    rate_only = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["#rate#*"]}})
+    assert rights == {
+        ("EventsTable", "dynamodb:Query", "{}"),
+        ("EventsTable", "dynamodb:GetItem", "{}"),
+        ("SitesTable", "dynamodb:GetItem", "{}"),
+        ("SitesTable", "dynamodb:BatchGetItem", "{}"),
+        ("SitesTable", "dynamodb:UpdateItem", rate_only),
+        ("StatsApiLogGroup", "logs:CreateLogStream", "{}"),
+        ("StatsApiLogGroup", "logs:PutLogEvents", "{}"),
+    }
+    from pipeline.api.keys import RATE_ITEM_PREFIX
+
+    assert rate_only.count(RATE_ITEM_PREFIX + "*") == 1
+
+
+def test_cloudfront_routes_the_json_paths_and_never_caches_them(template):
+    config = resource(template, "Distribution")["DistributionConfig"]
+    origins = {o["Id"]: o for o in config["Origins"]}
+    assert origins["json-api"]["DomainName"]["Fn::Sub"].startswith("${JsonApi}.")
+    assert origins["json-api"]["OriginCustomHeaders"] == origins["api"]["OriginCustomHeaders"]
+    behaviours = {b["PathPattern"]: b for b in config["CacheBehaviors"]}
+    event = behaviours["/api/event"]
+    assert event["TargetOriginId"] == "json-api" and "POST" in event["AllowedMethods"]
+    assert event["CachePolicyId"] == CACHING_DISABLED
+    forwarded = resource(template, "EventOriginRequestPolicy")["OriginRequestPolicyConfig"]
+    assert set(forwarded["HeadersConfig"]["Headers"]) == {*FORWARDED_HEADERS, "Content-Type"}
+    cors = resource(template, "ResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]["CorsConfig"]
+    assert {"POST", "OPTIONS"} <= set(cors["AccessControlAllowMethods"]["Items"])
+    cache = resource(template, "StatsApiCachePolicy")["CachePolicyConfig"]
+    assert (cache["MinTTL"], cache["DefaultTTL"]) == (0, 0) and cache["MaxTTL"] <= 1
+    keyed = cache["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert keyed["HeadersConfig"]["Headers"] == ["Authorization"]  # forwarded, never shared
+    for pattern in ("/api/v1/*", "/api/v2/*"):
+        stats = behaviours[pattern]
+        assert stats["TargetOriginId"] == "json-api" and "POST" in stats["AllowedMethods"]
+        assert stats["CachePolicyId"] == {"Ref": "StatsApiCachePolicy"}
+        assert stats["ViewerProtocolPolicy"] == "https-only"
+        headers = resource(template, "StatsApiOriginRequestPolicy")["OriginRequestPolicyConfig"]
+        assert "CloudFront-Viewer-Address" not in headers["HeadersConfig"]["Headers"]
+        policy = resource(template, "StatsApiHeadersPolicy")["ResponseHeadersPolicyConfig"]
+        assert "CorsConfig" not in policy and "SecurityHeadersConfig" in policy
+
+
+def test_the_new_endpoints_are_in_the_outputs_and_alarmed(template):
+    assert {"EventUrl", "StatsApiUrl"} <= set(template["Outputs"])
+    assert template["Outputs"]["EventUrl"]["Value"]["Fn::Sub"].endswith("/api/event")
+    alarms = template["Resources"]
+    assert alarms["StatsApiErrorsAlarm"]["Properties"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "StatsApiFunction"}}
+    ]
+    assert alarms["JsonApi5xxAlarm"]["Properties"]["MetricName"] == "5XXError"
+
+
+def test_the_data_path_only_stack_has_the_function_but_no_gateway():
+    resources_ = build_template(CODE, edge=False)["Resources"]
+    assert "StatsApiFunction" in resources_ and "JsonApi" not in resources_

@@ -149,3 +149,75 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
         "example.com", yesterday.date(), yesterday.date(), settings=server_settings
     )
     assert day["summary"]["pageviews"] == 1
+
+
+RUN_STATS_API = """
+import json, sys
+import pipeline.api.app
+assert pipeline.api.app.__file__.startswith(sys.argv[1]), pipeline.api.app.__file__
+for event in json.loads(sys.stdin.read()):
+    print(json.dumps(pipeline.api.app.lambda_handler(event, None)))
+"""
+
+
+def stats_proxy_event(key: str, body: dict) -> dict:
+    """API Gateway's REST proxy event for POST /api/v2/query (payload format 1.0)."""
+    return {
+        "resource": "/api/v2/query",
+        "path": "/api/v2/query",
+        "httpMethod": "POST",
+        "headers": {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "requestContext": {"stage": "v1", "identity": {"sourceIp": "203.0.113.7"}},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def test_unzipped_stats_api_answers_a_query_from_moto(
+    server_settings, message_factory, sqs_record, tmp_path
+):
+    from pipeline import metrics
+    from pipeline.api.keys import create_key
+    from pipeline.consume.consumer import Consumer
+
+    archive = tmp_path / "api.zip"
+    digest = package.build(archive, platform=None, function="api")
+    # The compactor runs from the same zip: one package, one upload, for both readers.
+    assert package.MODULES["api"] == package.MODULES["compactor"]
+    assert package.REQUIREMENTS["api"] == package.REQUIREMENTS["compactor"]
+    names = zipfile.ZipFile(archive).namelist()
+    assert {"pipeline/api/app.py", "pipeline/api/keys.py", "pipeline/api/v2.py"} <= set(names)
+    assert any(n.startswith("pycountry/") for n in names) and digest
+    assert not any(n.startswith(("streamlit/", "moto/", "pyarrow/", "dashboard/")) for n in names)
+    clean = tmp_path / "lambda"
+    zipfile.ZipFile(archive).extractall(clean)
+
+    now_ms = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    records = [
+        sqs_record(message_factory(query=f"d=example.com&u=https%3A%2F%2Fexample.com{p}",
+                                   ip=ip, received_at_ms=now_ms))
+        for p, ip in (("/", "203.0.113.7"), ("/b", "203.0.113.7"), ("/", "198.51.100.2"))
+    ]  # fmt: skip
+    assert Consumer(server_settings).process(records).stored == 3
+    key = create_key(server_settings, "example.com")
+    query = {"site_id": "example.com", "metrics": ["visitors", "pageviews"], "date_range": "day"}
+    events = [stats_proxy_event(key, query), stats_proxy_event("not-a-key", query)]
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_STATS_API, str(clean)],
+        input=json.dumps(events), cwd=clean, env=lambda_environment(clean, server_settings),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    answered, refused = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert answered["statusCode"] == 200, answered
+    now = datetime.now(UTC)
+    stored = load_events("example.com", now - timedelta(hours=1), now + timedelta(minutes=5),
+                         settings=server_settings)  # fmt: skip
+    expected = metrics.summary(stored)
+    assert json.loads(answered["body"])["results"][0]["metrics"] == [
+        expected.visitors, expected.pageviews
+    ] == [2, 3]  # fmt: skip
+    assert (refused["statusCode"], refused["isBase64Encoded"]) == (401, False)
+    assert key not in result.stderr and "203.0.113.7" not in result.stderr

@@ -1,4 +1,5 @@
-"""The pixel contract: request → message, and message validation."""
+"""The ingestion contract: request → message (pixel and event API), message validation, and
+an event body's mapping into the pixel's query."""
 
 from __future__ import annotations
 
@@ -8,16 +9,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.enrich.steps import Dropped, DropReason, enrich, hits_from_message
 from pipeline.errors import MalformedMessage
 from pipeline.ingest.contract import (
     FORWARDED_HEADERS,
+    MAX_BODY_UNITS,
+    MAX_DOMAINS,
     MAX_VALUE_UNITS,
     PIXEL_GIF,
     PIXEL_HEADERS,
     QUERY_KEYS,
+    build_event_message,
     build_message,
     cap_utf16,
     encode_message,
+    event_queries,
     parse_message,
 )
 
@@ -115,7 +121,7 @@ def _valid() -> dict:
     [
         pytest.param("not json", id="not-json"),
         pytest.param("[1, 2]", id="not-an-object"),
-        pytest.param(json.dumps({**_valid(), "v": 3}), id="unknown-version"),
+        pytest.param(json.dumps({**_valid(), "v": 4}), id="unknown-version"),
         pytest.param(json.dumps({**_valid(), "v": 0}), id="version-zero"),
         pytest.param(json.dumps({**_valid(), "v": True}), id="version-is-a-bool"),
         pytest.param(json.dumps({**_valid(), "v": "2"}), id="version-is-text"),
@@ -243,3 +249,132 @@ def test_the_documented_size_bound_holds_for_every_value_at_its_cap():
         )
     )
     assert 233_472 < len(body.encode()) < 233_472 + 1024 < SQS_MAX_BYTES
+
+
+# ---- version 3: the event API's body ---------------------------------------------------------
+
+
+def _event(body: str, request_id: str = "req-1") -> str:
+    return encode_message(
+        build_event_message(body, {"User-Agent": "UA"}, "192.0.2.1", 1, request_id)
+    )
+
+
+def test_an_event_message_is_version_3_with_the_body_as_text_and_empty_query_values():
+    body = '{"n":"pageview","u":"https://example.com/é"}'
+    message = json.loads(_event(body))
+    assert message["v"] == 3 and message["body"] == body
+    assert message["query"] == dict.fromkeys(QUERY_KEYS, "")
+    assert _event(body).isascii()
+    assert parse_message(_event(body)).body == body
+
+
+def test_a_pixel_message_stays_version_2_and_reads_an_empty_body():
+    message = build_message("d=example.com", {}, "192.0.2.1", 1, "req-1")
+    assert message["v"] == 2 and "body" not in message
+    assert parse_message(encode_message(message)).body == ""
+
+
+@pytest.mark.parametrize("body", [5, ["x"], {"n": "x"}, True])
+def test_a_body_that_is_not_a_string_is_malformed(body):
+    with pytest.raises(MalformedMessage, match="body is not a string"):
+        parse_message(json.dumps({**json.loads(_event("{}")), "body": body}))
+
+
+def test_the_event_message_bound_holds_with_every_value_at_its_cap():
+    headers = dict.fromkeys(FORWARDED_HEADERS, "\x01" * 3000)
+    message = _event("\x02" * (MAX_BODY_UNITS + 100))
+    worst = encode_message(build_event_message("\x02" * 99_999, headers, "f" * 45, 1, "r" * 64))
+    assert len(json.loads(message)["body"]) == MAX_BODY_UNITS
+    assert 230_000 < len(worst.encode()) < SQS_MAX_BYTES
+
+
+def test_an_event_body_maps_to_the_pixels_query():
+    body = {
+        "n": "Signup",
+        "u": "https://example.com/a?b=1#section",
+        "d": "example.com",
+        "r": "https://ref.example/",
+        "p": {"plan": "pro", "n": 1, "ok": True, "list": [1], "map": {}, "blank": "", " ": "k"},
+        "w": 1280,
+        "v": 36,
+        "i": False,
+    }
+    assert event_queries(json.dumps(body)) == [
+        {
+            "d": "example.com",
+            "u": "https://example.com/a?b=1",  # no hash mode: the fragment is not the page
+            "r": "https://ref.example/",
+            "n": "Signup",
+            "p": '{"plan":"pro","n":1,"ok":true}',
+            "w": "1280",
+            "e": "",
+            "sd": "",
+        }
+    ]
+
+
+def test_engagement_values_hash_mode_and_long_names():
+    body = {
+        "name": "engagement",
+        "url": "https://example.com/#/x",
+        "hashMode": 1,
+        "e": 1500,
+        "sd": "73",
+    }
+    (query,) = event_queries(json.dumps(body))
+    assert (query["n"], query["u"], query["e"], query["sd"]) == (
+        "engagement",
+        "https://example.com/#/x",
+        "1500",
+        "73",
+    )
+    assert query["d"] == "example.com"  # no `d`: the page's host
+
+
+@pytest.mark.parametrize(
+    ("domains", "expected"),
+    [
+        ("a.com,b.com", ["a.com", "b.com"]),
+        (" www.a.com , b.com,a.com", ["a.com", "b.com"]),
+        (",".join(f"s{n}.com" for n in range(50)), [f"s{n}.com" for n in range(MAX_DOMAINS)]),
+    ],
+)
+def test_a_comma_separated_domain_gives_one_query_per_site(domains, expected):
+    body = json.dumps({"n": "pageview", "u": "https://a.com/", "d": domains})
+    assert [q["d"] for q in event_queries(body)] == expected
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "{",
+        "[]",
+        "null",
+        '{"n": "x", "u": "https://a.com/", "w": NaN}',
+        "[" * 10_000,
+        '{"u": "https://a.com/"}',
+        '{"n": "x"}',
+        '{"n": "", "u": "https://a.com/"}',
+        '{"n": ["x"], "u": "https://a.com/"}',
+        '{"n": true, "u": "https://a.com/"}',
+        '{"n": "x", "u": 5}',
+    ],
+)
+def test_a_body_that_is_no_event_maps_to_none(body):
+    assert event_queries(body) is None
+
+
+def test_hits_of_a_fanned_out_body_have_distinct_stable_ids_and_a_bad_body_is_one_drop():
+    body = json.dumps({"n": "pageview", "u": "https://a.com/", "d": "a.com,b.com,c.com"})
+    message = parse_message(_event(body, request_id="c6a1b0de-7f0e-4c1f-9a57-3f0e5e6b0001"))
+    hits = hits_from_message(message)
+    assert [h.site for h in hits] == ["a.com", "b.com", "c.com"]
+    ids = [h.request_id for h in hits]
+    assert ids[0] == message.request_id and len(set(ids)) == 3
+    assert ids == [h.request_id for h in hits_from_message(message)]  # a redelivery: the same
+    assert all(h.user_agent == "UA" and not h.bad_body for h in hits)
+    (bad,) = hits_from_message(parse_message(_event("not json")))
+    assert bad.bad_body and bad.site == ""
+    assert enrich(bad, None) == Dropped(DropReason.BAD_BODY)  # the first step: nothing else read

@@ -4,6 +4,7 @@ its tables survive a restart (`--data-dir`)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -265,3 +266,41 @@ def test_the_default_data_dir_is_in_the_project_and_ignored_by_git():
         ["git", "check-ignore", "-q", str(DEFAULT_DATA_DIR / "dynamodb.json")], cwd=ROOT
     )
     assert ignored.returncode == 0
+
+
+@pytest.mark.integration
+def test_local_mode_serves_the_stats_api_and_says_where(tmp_path):
+    with local_mode(tmp_path / "data") as run:
+        api_url = f"{run.url}/api/v2/query"
+        assert any(line.startswith("Stats API:") and api_url in line for line in run.lines)
+        how = next(line for line in run.lines if line.startswith("API key:"))
+        assert f"AWS_ENDPOINT_URL={run.endpoint} python -m pipeline.sites key create" in how
+        # The key made the way the printed line says, by the command in another process.
+        made = subprocess.run(
+            [sys.executable, "-m", "pipeline.sites", "key", "create", "example.com"],
+            cwd=ROOT,
+            env={**os.environ, "AWS_ENDPOINT_URL": run.endpoint},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip().splitlines()[-1]
+        for path in ("/api-a", "/api-b"):
+            assert pixel(run, path).status_code == 200
+        assert wait_for_paths(run.endpoint, ["/api-a", "/api-b"]) == ["/api-a", "/api-b"]
+        query = {
+            "site_id": "example.com",
+            "metrics": ["visitors", "pageviews"],
+            "date_range": "day",
+        }
+        refused = requests.post(api_url, json=query, timeout=30)
+        assert (refused.status_code, refused.json()["error"][:15]) == (401, "Missing API key")
+        answered = requests.post(
+            api_url, json=query, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["results"][0]["metrics"] == [1, 2]  # one visitor, two pages
+        run.stop()
+        assert run.process.returncode == 0
+        assert key not in run.stderr and "Traceback" not in run.stderr
