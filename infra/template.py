@@ -518,6 +518,32 @@ def _event_preflight() -> dict[str, Any]:
     }
 
 
+def _stage(api: str, deployment: str) -> dict[str, Any]:
+    """Stage `v1` of a REST API: throttled, with metrics and the shared access-log format."""
+    return {
+        "Type": "AWS::ApiGateway::Stage",
+        "DependsOn": ["ApiGatewayAccount"],
+        "Properties": {
+            "RestApiId": ref(api),
+            "DeploymentId": ref(deployment),
+            "StageName": STAGE,
+            "MethodSettings": [
+                {
+                    "ResourcePath": "/*",
+                    "HttpMethod": "*",
+                    "ThrottlingRateLimit": THROTTLE_RATE,
+                    "ThrottlingBurstLimit": THROTTLE_BURST,
+                    "MetricsEnabled": True,
+                }
+            ],
+            "AccessLogSetting": {
+                "DestinationArn": arn("ApiAccessLogs"),
+                "Format": ACCESS_LOG_FORMAT,
+            },
+        },
+    }
+
+
 def _json_api() -> dict[str, Any]:
     """A second REST API for the JSON endpoints: the events API and the Stats API.
 
@@ -602,28 +628,7 @@ def _json_api() -> dict[str, Any]:
             ],
             "Properties": {"RestApiId": ref("JsonApi")},
         },
-        "JsonApiStage": {
-            "Type": "AWS::ApiGateway::Stage",
-            "DependsOn": ["ApiGatewayAccount"],
-            "Properties": {
-                "RestApiId": ref("JsonApi"),
-                "DeploymentId": ref("JsonApiDeployment"),
-                "StageName": STAGE,
-                "MethodSettings": [
-                    {
-                        "ResourcePath": "/*",
-                        "HttpMethod": "*",
-                        "ThrottlingRateLimit": THROTTLE_RATE,
-                        "ThrottlingBurstLimit": THROTTLE_BURST,
-                        "MetricsEnabled": True,
-                    }
-                ],
-                "AccessLogSetting": {
-                    "DestinationArn": arn("ApiAccessLogs"),
-                    "Format": ACCESS_LOG_FORMAT,
-                },
-            },
-        },
+        "JsonApiStage": _stage("JsonApi", "JsonApiDeployment"),
     }
 
 
@@ -793,28 +798,7 @@ def _api() -> dict[str, Any]:
             "Type": "AWS::Logs::LogGroup",
             "Properties": {"RetentionInDays": LOG_RETENTION_DAYS},
         },
-        "ApiStage": {
-            "Type": "AWS::ApiGateway::Stage",
-            "DependsOn": ["ApiGatewayAccount"],
-            "Properties": {
-                "RestApiId": ref("Api"),
-                "DeploymentId": ref("ApiDeployment"),
-                "StageName": STAGE,
-                "MethodSettings": [
-                    {
-                        "ResourcePath": "/*",
-                        "HttpMethod": "*",
-                        "ThrottlingRateLimit": THROTTLE_RATE,
-                        "ThrottlingBurstLimit": THROTTLE_BURST,
-                        "MetricsEnabled": True,
-                    }
-                ],
-                "AccessLogSetting": {
-                    "DestinationArn": arn("ApiAccessLogs"),
-                    "Format": ACCESS_LOG_FORMAT,
-                },
-            },
-        },
+        "ApiStage": _stage("Api", "ApiDeployment"),
         "ApiKey": {
             "Type": "AWS::ApiGateway::ApiKey",
             "DependsOn": ["ApiStage"],

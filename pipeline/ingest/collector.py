@@ -541,19 +541,30 @@ class Connection:
     async def _pixel(self, raw_query: str, headers: list[tuple[bytes, bytes]]) -> Reply:
         if not self.server.limiter.allow(self.client_ip):
             return Reply(429, PIXEL_GIF, PIXEL_HEADERS)
-        try:
-            message = build_message(
-                raw_query=raw_query,
-                headers=decoded_headers(headers),
-                source_ip=self.client_ip,
-                received_at_ms=int(time.time() * 1000),
-                request_id=str(uuid.uuid4()),
-            )
-            queued = await self.server.send(encode_message(message))
-        except Exception as exc:  # never the content: only what kind of failure
-            log.error("pixel failed: %s", type(exc).__name__)
-            queued = False
+        queued = await self._enqueue("pixel", build_message, raw_query, headers)
         return Reply(200 if queued else 503, PIXEL_GIF, PIXEL_HEADERS)
+
+    async def _enqueue(
+        self,
+        kind: str,
+        build: Callable[..., dict[str, Any]],
+        payload: str,
+        headers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Build the contract message of a pixel query or an event body and queue it; False
+        when that failed (logged by the failure's type only, never the content)."""
+        try:
+            message = build(
+                payload,
+                decoded_headers(headers),
+                self.client_ip,
+                int(time.time() * 1000),
+                str(uuid.uuid4()),
+            )
+            return await self.server.send(encode_message(message))
+        except Exception as exc:
+            log.error("%s failed: %s", kind, type(exc).__name__)
+            return False
 
     async def _event(self, raw: bytes, headers: list[tuple[bytes, bytes]]) -> Reply:
         """Plausible's `POST /api/event`: 202 "ok" once queued, 400 and nothing queued for a
@@ -564,19 +575,7 @@ class Connection:
             return errors_reply(errors)
         if not self.server.limiter.allow(self.client_ip):
             return Reply(429, b"Too Many Requests", {**TEXT, **CORS})
-        try:
-            message = build_event_message(
-                body=text,
-                headers=decoded_headers(headers),
-                source_ip=self.client_ip,
-                received_at_ms=int(time.time() * 1000),
-                request_id=str(uuid.uuid4()),
-            )
-            queued = await self.server.send(encode_message(message))
-        except Exception as exc:  # never the content: only what kind of failure
-            log.error("event failed: %s", type(exc).__name__)
-            queued = False
-        if not queued:
+        if not await self._enqueue("event", build_event_message, text, headers):
             return Reply(503, b"Service Unavailable", {**TEXT, **CORS})
         return Reply(202, b"ok", {**TEXT, **CORS})
 
