@@ -115,7 +115,9 @@ class Consumer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self._dynamodb = dynamodb or aws.client("dynamodb", settings)
+        # Every request of the consumer is built here from typed values: no client-side
+        # validation of each item's attributes (DynamoDB still validates them).
+        self._dynamodb = dynamodb or aws.client("dynamodb", settings, validate=False)
         self._clock = clock
         self.salts = SaltStore(self._dynamodb, settings.salts_table)
         self.sites = SiteRegistry(self._dynamodb, settings.sites_table)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from pipeline import aws
 from pipeline.config import Settings
+from pipeline.enrich.sites import SiteRegistry
 from pipeline.errors import RollupsIncomplete
 from pipeline.stack import settings_from_env
-from pipeline.store import rollups
+from pipeline.store import archive, rollups
 from pipeline.store.storage import (
     ROLLUP_PREFIX,
     day_bounds,
@@ -25,67 +28,12 @@ from pipeline.store.storage import (
 
 MAX_PARALLEL_QUERIES = 16
 
-COLUMNS = (
-    "ts",
-    "site",
-    "name",
-    "hostname",
-    "path",
-    "url",
-    "referrer_source",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "region",
-    "city",
-    "lat",
-    "lon",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen",
-    "screen_width",
-    "visitor",
-    "props",
-    # Issue 14. Items stored before it have none of these: "" and NaN.
-    "prev_visitor",  # hash under the previous UTC day's salt, first 31 minutes of a day only
-    "engagement_ms",  # engagement events only
-    "scroll_depth",  # engagement events only, 0..100
-)
-# Few distinct values, many rows: categoricals cut the frame's memory several times over.
-CATEGORICAL = (
-    "site",
-    "name",
-    "hostname",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "region",
-    "city",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen",
-)
-_NUMERIC = ("lat", "lon", "screen_width", "engagement_ms", "scroll_depth")
-# Text columns, "" when absent, in pandas' string dtype (what `visitor` is read as), so the
-# two hashes compare and join without conversion. `prev_visitor` is "" on all but the hits of
-# a day's first 31 minutes: Arrow-backed strings store that as an offset, ~8 bytes a row (an
-# object column of "" costs ~50 by pandas' deep count, a categorical would need its categories
-# aligned with `visitor`'s mostly distinct hashes, what categoricals are worst at).
-_TEXT = ("prev_visitor",)
+# The frame's shape lives with the archive's schema (pipeline/store/archive.py), which both
+# paths of `load_events` share; these names stay importable from here.
+COLUMNS = archive.COLUMNS
+CATEGORICAL = archive.CATEGORICAL
+
+log = logging.getLogger("pipeline.store.query")
 
 TimeLike = date | datetime | str | pd.Timestamp
 
@@ -157,16 +105,66 @@ def _query_days(
 
 def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals."""
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
-    for column in _NUMERIC:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    for column in CATEGORICAL:
-        frame[column] = frame[column].astype(object).fillna("").astype("str").astype("category")
-    for column in _TEXT:
-        frame[column] = frame[column].astype(object).fillna("").astype("str")
-    frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    columns = list(COLUMNS) + (["request_id"] if records and "request_id" in records[0] else [])
+    return archive.shape_frame(pd.DataFrame.from_records(records, columns=columns))
+
+
+def _matching(frame: pd.DataFrame, filters: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Rows of a loose frame whose columns equal the filters' values (a value or a list of
+    values each); an absent text value is "", as in the frame (and in the archive's files)."""
+    for column, wanted in (filters or {}).items():
+        values = archive.filter_values(wanted)
+        cells = frame[column]
+        if column in archive.EMPTY_WHEN_ABSENT:
+            cells = cells.astype(object).fillna("")
+        frame = frame[cells.isin(values)]
+    return frame
+
+
+def day_sources(
+    days: list[date], today: date, archived: set[date], pending: set[date]
+) -> tuple[list[date], list[date]]:
+    """(days read from the archive, days read from DynamoDB): a day comes from its file only
+    when it has one, has closed (UTC) and no late event waits to be archived."""
+    from_archive = [d for d in days if d in archived and d < today and d not in pending]
+    return from_archive, [d for d in days if d not in set(from_archive)]
+
+
+def stale_utc_days(dirty: set[date], tz: str) -> set[date]:
+    """The UTC days that dirty local days (in zone `tz`) overlap."""
+    found: set[date] = set()
+    for day in dirty:
+        try:
+            found.update(days_between(*day_bounds(day, tz)))
+        except (ZoneInfoNotFoundError, ValueError):  # no tz database: any day it can touch
+            found |= {day - timedelta(days=1), day, day + timedelta(days=1)}
+    return found
+
+
+def _archive_plan(
+    settings: Settings, dynamodb: Any, site: str, days: list[date], today: date
+) -> tuple[list[date], list[date]]:
+    closed = [d for d in days if d < today]
+    if not closed:
+        return [], days  # nothing can be archived yet: no S3 request at all
+    with aws.explained(settings, f"Table {settings.events_table!r}"):
+        pending = archive.pending_days(dynamodb, settings.events_table, site)
+        # A late event marks its local day dirty at once; its UTC day's file is rewritten
+        # only when the compactor runs. Until then the UTC days that local day overlaps are
+        # read from DynamoDB, the compactor's own rollup reads included.
+        near = (closed[0] - timedelta(days=1), closed[-1] + timedelta(days=1))
+        dirty = {
+            day
+            for _, day, _ in dirty_days(dynamodb, settings.events_table, site)
+            if near[0] <= day <= near[1]
+        }
+    if dirty:
+        with aws.explained(settings, f"Table {settings.sites_table!r}"):
+            entry = SiteRegistry(dynamodb, settings.sites_table).lookup({site}).get(site)
+        pending |= stale_utc_days(dirty, entry.timezone if entry else "UTC")
+    with aws.explained(settings, f"Bucket {settings.archive_bucket!r}"):
+        archived = archive.archived_days(settings, site, closed[0], closed[-1])
+    return day_sources(days, today, archived, pending)
 
 
 def load_events(
@@ -176,23 +174,52 @@ def load_events(
     *,
     settings: Settings | None = None,
     dynamodb: Any = None,
+    columns: Sequence[str] | None = None,
+    filters: Mapping[str, Any] | None = None,
     page_limit: int | None = None,
+    now: TimeLike | None = None,
     **overrides: Any,
 ) -> pd.DataFrame:
     """Events of `site` with `start <= ts < end`, one row each, oldest first.
 
     `start`/`end` are dates, datetimes or ISO strings (naive means UTC). Connection settings
     come from the environment (see `pipeline.config`); `settings` or keyword overrides
-    (`endpoint_url=`, `events_table=`, ...) win. Every day is one Query, run in parallel.
+    (`endpoint_url=`, `events_table=`, ...) win. `columns` keeps only those columns (in
+    COLUMNS' order); `filters` keeps the rows whose column equals a value (`{"path": "/"}`)
+    or one of a list of values.
+
+    Each UTC day comes from exactly one source: its Parquet file when it is archived, closed
+    and not pending (only the columns asked for are read, the filters pushed into the scan);
+    else DynamoDB (one Query a day and shard, in parallel). A file that cannot be read is
+    logged and its day read from DynamoDB, where its items still are while it is hot; a
+    closed day older than that is then reported missing in the log.
     """
     settings = settings or settings_from_env(**overrides)
+    archive.wanted_columns([*(columns or ()), *(filters or {})])  # unknown names: ValueError
     lo, hi = to_utc(start), to_utc(end)
+    days = days_between(lo, hi)
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    today = to_utc(now if now is not None else datetime.now(UTC)).date()
+    from_archive, from_table = _archive_plan(settings, dynamodb, site, days, today)
+    tables = archive.read_tables(settings, site, from_archive, lo, hi, columns, filters=filters)
+    unreadable = [day for day, table in zip(from_archive, tables, strict=True) if table is None]
+    hot_since = today - timedelta(days=settings.hot_days)
+    for day in unreadable:
+        if day < hot_since:
+            log.warning("events of %s on %s are missing: archive file unreadable", site, day)
+    from_table = sorted(from_table + unreadable)
     shards = range(settings.shards_for(site))
-    pks = [event_pk(site, day, shard) for day in days_between(lo, hi) for shard in shards]
-    records = [
-        event_from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)
+    pks = [event_pk(site, day, shard) for day in from_table for shard in shards]
+    items = _query_days(settings, pks, lo, hi, dynamodb, page_limit) if pks else []
+    raw = pd.DataFrame.from_records(
+        [event_from_item(item) for item in items], columns=[*COLUMNS, "request_id"]
+    )
+    parts = [
+        _matching(raw, filters),
+        archive.raw_frame([t for t in tables if t is not None], columns),
     ]
-    return events_frame(records)
+    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    return archive.shape_frame(frame, columns)
 
 
 def load_drops(
