@@ -232,7 +232,9 @@ class Consumer:
             return result, drop_item(
                 hit.site, hit.received_at_ms, hit.request_id, result.reason.value
             )
-        item = event_item(result, self.settings.retention_days, self.settings.shards_for(hit.site))
+        # Raw items live only the hot window (and a day more, so the compactor has archived
+        # a closed day before they go); the Parquet archive keeps the retention.
+        item = event_item(result, self.settings.hot_days + 1, self.settings.shards_for(hit.site))
         return result, item
 
     def _registry_for(

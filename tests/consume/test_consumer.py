@@ -575,3 +575,15 @@ def test_an_event_body_that_is_no_event_is_a_counted_drop_not_a_failure(settings
     today = datetime.now(UTC).date()
     drops = load_drops("-", today, today + timedelta(days=1), settings=settings)
     assert drops.to_dict() == {"bad_body": 2}
+
+
+def test_a_stored_item_expires_after_the_hot_window_not_the_retention(
+    settings, message_factory, sqs_record
+):
+    hot = settings.with_overrides(hot_days=3, retention_days=400)
+    assert Consumer(hot).process([sqs_record(message_factory(request_id="ttl-1"))]).stored == 1
+    items = aws.client("dynamodb", hot).scan(TableName=hot.events_table)["Items"]
+    (event,) = [item for item in items if item["sk"]["S"].endswith("#ttl-1")]
+    epoch_s = int(event["sk"]["S"].split("#")[0]) // 1000
+    # The hot window and a day more: the archive, not DynamoDB, keeps the retention.
+    assert int(event["expires_at"]["N"]) == epoch_s + (3 + 1) * 86400
