@@ -10,10 +10,10 @@ each run in a fresh child process (its peak RSS is the view's memory), from eith
 - parquet: the archive bucket holds the days, so `load_events` reads them from S3;
 - dynamodb: the same settings with an empty archive bucket, so every day is a Query.
 
-The Parquet side runs three ways: every column (what the dashboard loads today), only the
-columns the view reads (`VIEW_COLUMNS`), and those with the country pushed into the scan as
-a row filter (not the dashboard's semantics: a visit counts for its first event's country;
-it shows what a row filter would save).
+Both sides read as the dashboard does, `load_events(people_matching=filters)`: the people
+who could pass the filters are found from a few columns, then only their events are made
+into a frame (pipeline/store/narrow.py). The Parquet side also runs without that, every row
+and column of the range, what a notebook's plain `load_events` costs.
 
 Rows read is the frame's length; bytes read are HTTP response bytes counted by a small
 reverse proxy between the child and moto (S3 bodies and headers vs DynamoDB responses),
@@ -419,6 +419,7 @@ def view(request_json: str) -> dict[str, Any]:
         dynamodb=dynamodb,
         columns=request["columns"],
         filters=request.get("filters"),
+        people_matching=filters if request.get("narrow") else None,
     )
     loaded = time.perf_counter()
     numbers = metrics.summary(metrics.select(frame, filters))
@@ -440,14 +441,14 @@ def view(request_json: str) -> dict[str, Any]:
 
 
 def run_view(
-    settings: Any, endpoint: str, columns: list[str] | None, pushed: dict[str, str] | None = None
+    settings: Any, endpoint: str, columns: list[str] | None, narrow: bool = True
 ) -> dict[str, Any]:
     from dataclasses import asdict
 
     request = {
         "settings": asdict(replace(settings, endpoint_url=endpoint)),
         "columns": columns,
-        "filters": pushed,
+        "narrow": narrow,
     }
     command = [sys.executable, "-m", "bench.archive_scale", "--child", json.dumps(request)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
@@ -473,14 +474,6 @@ def setup(endpoint: str, prefix: str) -> Any:
     return settings
 
 
-# What `select` + `summary` under these filters read (a caller that knows its view can ask
-# only for these; the dashboard today loads every column).
-VIEW_COLUMNS = [
-    "ts", "name", "hostname", "path", "referrer_source", "country", "visitor", "props",
-    "prev_visitor", "engagement_ms", "scroll_depth",
-]  # fmt: skip
-
-
 def measure(
     label: str,
     reader: Any,
@@ -488,17 +481,17 @@ def measure(
     counter: Counter,
     runs: int,
     columns: list[str] | None,
-    pushed: dict[str, str] | None = None,
+    narrow: bool = True,
 ) -> dict[str, Any]:
     """One metered run through the proxy (bytes), then `runs` timed runs straight to moto."""
     endpoint, proxied = endpoints
     counter.take()
-    metered = run_view(reader, proxied, columns, pushed)
+    metered = run_view(reader, proxied, columns, narrow)
     metered.update(counter.take())
     print(f"{label}: metered run {json.dumps(metered)}", "|", load(), flush=True)
     timed = []
     for _ in range(runs):
-        timed.append(run_view(reader, endpoint, columns, pushed))
+        timed.append(run_view(reader, endpoint, columns, narrow))
         print(f"{label}: run {json.dumps(timed[-1])}", "|", load(), flush=True)
     return {"metered": metered, "runs": timed}
 
@@ -533,20 +526,15 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"dynamodb {n:,}: wrote {json.dumps(wrote_items)}", "|", load(), flush=True)
             del found
             variants = [
-                ("parquet", None, None),
-                ("parquet, view's columns", VIEW_COLUMNS, None),
-                # Not the dashboard's semantics (a visit counts for its first event's country):
-                # what a row filter in the scan would save, if a caller may use one.
-                (
-                    "parquet, view's columns, country pushed down",
-                    VIEW_COLUMNS,
-                    {"country": COUNTRY},
-                ),
+                # What the dashboard does: the people who could match, then their events.
+                ("parquet, narrowed to people (the dashboard)", None, True),
+                # Every row of the range, every column (a notebook's `load_events`).
+                ("parquet, every row", None, False),
             ]
-            for label, columns, pushed in variants[: 3 if n == args.events else 1]:
+            for label, columns, narrow in variants[: 2 if n == args.events else 1]:
                 key = f"{label} @ {n:,}"
                 results[key] = {"events": n, "wrote": wrote, "source": "s3"}
-                results[key] |= measure(key, settings, ends, counter, args.runs, columns, pushed)
+                results[key] |= measure(key, settings, ends, counter, args.runs, columns, narrow)
             if n in small:
                 empty = replace(settings, archive_bucket=f"{settings.archive_bucket}-empty")
                 key = f"dynamodb @ {n:,}"

@@ -26,6 +26,7 @@ import cProfile
 import hashlib
 import json
 import random
+import signal
 import subprocess
 import sys
 import tarfile
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--digest", action="store_true", help="hash the stored table after")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the timed run here")
     args = parser.parse_args(argv)
+    # A stopped run (SIGTERM) unwinds like an interrupted one, so moto's process is stopped too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     result = run(args.events, args.cache, args.digest, args.profile)
     for key, value in result.items():
         if isinstance(value, float):

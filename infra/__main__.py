@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from infra.deploy import DeployError, Target, deploy, destroy, diff, outputs
+from infra.deploy import DeployError, Target, deploy, destroy, destroy_question, diff, outputs
 from pipeline.config import env_settings
 from pipeline.ops import cost
 from pipeline.stack import settings_from_env
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "outputs":
             print("\n".join(f"{key}: {value}" for key, value in sorted(outputs(target).items())))
         elif args.command == "destroy":
-            if (
-                not args.yes
-                and input(f"Delete stack {args.stack!r} and all its data? [y/N] ").lower() != "y"
-            ):
+            if not args.yes and input(destroy_question(args.stack)).lower() != "y":
                 print("Nothing removed.")
                 return 1
             destroy(target)

@@ -43,7 +43,7 @@ CONSUMER_MODULES = (
 )  # fmt: skip
 READER_MODULES = (
     *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
-    "store/archive.py", "stats/__init__.py", "stats/metrics.py", "api",
+    "store/archive.py", "store/narrow.py", "stats/__init__.py", "stats/metrics.py", "api",
 )  # fmt: skip
 MODULES = {"consumer": CONSUMER_MODULES, "compactor": READER_MODULES, "api": READER_MODULES}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates

@@ -149,6 +149,22 @@ def env_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Sett
     return Settings().with_overrides(**found).with_overrides(**overrides)
 
 
+def resource_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes another process's `env_settings()` find `settings`'
+    endpoint and resources (for the servers and workers a test or the local mode starts)."""
+    names = {
+        ENV_ENDPOINT_URL: settings.endpoint_url or "",
+        ENV_EVENTS_TABLE: settings.events_table,
+        ENV_SALTS_TABLE: settings.salts_table,
+        ENV_SITES_TABLE: settings.sites_table,
+        ENV_QUEUE_NAME: settings.queue_name,
+        ENV_DLQ_NAME: settings.dlq_name,
+        ENV_ARCHIVE_BUCKET: settings.archive_bucket,
+        ENV_HOT_DAYS: str(settings.hot_days),
+    }
+    return {name: value for name, value in names.items() if value}
+
+
 def stack_to_resolve(env: Mapping[str, str] | None = None, **overrides: Any) -> str | None:
     """The stack whose resource names are still to be read: `PIPELINE_STACK`, unless a table
     name is given outright."""

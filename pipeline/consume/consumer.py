@@ -168,7 +168,7 @@ class Consumer:
         for message_id, hit in hits:
             # A salt that could not be read (not one outside the window: that is None, and
             # gives `stale` or no `prev_visitor`) leaves the hit for redelivery.
-            if salt_days(hit) & salt_failures or registry is None:
+            if registry is None or (salt_failures and not salt_failures.isdisjoint(salt_days(hit))):
                 _fail(outcome, message_id)
                 continue
             try:

@@ -8,11 +8,15 @@ file's key-value metadata carries `pipeline.schema_version`; a file of an older 
 read with the columns it lacks as nulls, which the frame turns into "" and NaN, the same as
 items stored before those columns existed.
 
-Rows are sorted by (name, path, ts, request_id) and written in row groups of ROW_GROUP_ROWS:
-the dashboard's filters are mostly "pageviews of page X", so a row group's min/max statistics
-let a reader skip the groups of other event names and pages; ts inside a (name, path) run
-keeps the range filter cheap too. Columns are dictionary-encoded by Parquet's default, which
-is what makes a day's file ~20 bytes an event.
+Rows are in the frame's order, (ts, request_id), in row groups of ROW_GROUP_ROWS: a read
+needs no sort, and a range that cuts a day (another time zone, the last hours) skips the row
+groups outside it by their ts statistics. A page-sorted layout would let "pageviews of page X"
+skip groups, but no dashboard view reads that: a filtered view needs whole visits, so it reads
+every row's people first (pipeline/store/narrow.py), then every column of only theirs. The
+people's columns lead the file, so that first read is one ranged GET per row group; the
+request id, half a file's bytes (random text), comes last and is never read back. Parquet's
+dictionary encoding makes a day's file ~23 bytes an event without it; reads keep the
+few-valued columns dictionary-encoded into the frame's categoricals.
 
 Pending markers (`pk = "archive-dirty"`, `sk = "{site}#{utc_day}"`) name UTC days whose file is
 older than their items (a late event): readers take such a day from DynamoDB until the
@@ -38,6 +42,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,13 +57,13 @@ from pipeline.errors import MissingResource
 
 log = logging.getLogger("pipeline.store.archive")
 
-SCHEMA_VERSION = "2"  # 1: before issue 14's prev_visitor/engagement_ms/scroll_depth
+SCHEMA_VERSION = "3"  # 1: before issue 14's prev_visitor/engagement_ms/scroll_depth; 2: page order
 SCHEMA_VERSION_KEY = b"pipeline.schema_version"
 PENDING_PK = "archive-dirty"
 PREFIX = "events/"
 FILE_NAME = "events.parquet"
-ROW_GROUP_ROWS = 16_384
-SORT_KEYS = ("name", "path", "ts", "request_id")
+ROW_GROUP_ROWS = 65_536
+SORT_KEYS = ("ts", "request_id")
 MAX_PARALLEL_READS = 8
 
 # The frame's columns (`pipeline.load_events`), oldest first. They live here, below
@@ -138,8 +143,13 @@ def _field(name: str) -> pa.Field:
     return pa.field(name, pa.string())
 
 
+# The file's column order: what finds a filtered view's people first, side by side, so
+# one ranged read of each row group fetches them (readers select columns by name).
+PEOPLE_FIRST = ("ts", "visitor", "prev_visitor", "name", "path")
 SCHEMA = pa.schema(
-    [pa.field("request_id", pa.string(), nullable=False)] + [_field(c) for c in COLUMNS],
+    [_field(c) for c in PEOPLE_FIRST]
+    + [_field(c) for c in COLUMNS if c not in PEOPLE_FIRST]
+    + [pa.field("request_id", pa.string(), nullable=False)],
     metadata={SCHEMA_VERSION_KEY: SCHEMA_VERSION.encode()},
 )
 
@@ -175,22 +185,33 @@ def _missing_bucket(settings: Settings, exc: Exception) -> MissingResource:
 # ---- writing ----
 
 
-def _cell(name: str, value: Any) -> Any:
+def _props_text(value: Any) -> str:
+    # JSON text, "{}" when none: SQL engines read it with their json functions.
+    if not value:
+        return "{}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _column_values(name: str, records: list[dict[str, Any]]) -> list[Any]:
+    """One column of `records` as the file stores it (a list per column, not a call per cell:
+    this runs for every hot item a read returns)."""
+    values = [record.get(name) for record in records]
     if name == "props":
-        # JSON text, "{}" when none: SQL engines read it with their json functions.
-        return json.dumps(value or {}, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    if value == "" and name in NUMERIC:
-        return None
-    if value is None and name in EMPTY_WHEN_ABSENT:
-        return ""  # what the frame shows, so an equality filter on "" matches in the scan too
-    return value
+        return [_props_text(value) for value in values]
+    if name in NUMERIC:
+        return [None if value == "" or value != value else value for value in values]  # NaN
+    if name in EMPTY_WHEN_ABSENT or name == "request_id":
+        # What the frame shows, so an equality filter on "" matches in the scan too.
+        return ["" if value is None else value for value in values]
+    return values
 
 
 def records_table(records: list[dict[str, Any]]) -> pa.Table:
     """Stored events (as `storage.event_from_item` returns them, with `request_id`) as the
-    archive's table, rows in SORT_KEYS order."""
-    names = SCHEMA.names
-    columns = {name: [_cell(name, record.get(name)) for record in records] for name in names}
+    archive's table, rows in SORT_KEYS order (the frame's: time, ties by request id)."""
+    columns = {name: _column_values(name, records) for name in SCHEMA.names}
     table = pa.table(columns, schema=SCHEMA)
     return table.sort_by([(key, "ascending") for key in SORT_KEYS])
 
@@ -449,12 +470,15 @@ def native_filesystem(settings: Settings) -> Any:
     return pafs.S3FileSystem(**kwargs)
 
 
-def _expression(start: datetime, end: datetime, filters: Mapping[str, Any] | None) -> Any:
+def row_filter(start: datetime, end: datetime, filters: Mapping[str, Any] | None) -> Any:
+    """The scan's condition: `start <= ts < end` and each column among its filter's values."""
     ts = ds.field("ts")
     unit = pa.timestamp("ms", tz="UTC")
     condition = (ts >= pa.scalar(start, type=unit)) & (ts < pa.scalar(end, type=unit))
     for column, wanted in (filters or {}).items():
-        condition &= ds.field(column).isin(filter_values(wanted))
+        values = filter_values(wanted)
+        # An empty list is "no row": pyarrow cannot type an empty value set.
+        condition &= ds.field(column).isin(values) if values else ds.scalar(False)
     return condition
 
 
@@ -473,9 +497,23 @@ def wanted_columns(columns: Sequence[str] | None) -> list[str]:
     return [c for c in COLUMNS if c == "ts" or c in columns]
 
 
-def _scan_columns(columns: Sequence[str] | None) -> list[str]:
-    # request_id breaks ties in ts, as the items' sort keys do.
-    return [*wanted_columns(columns), "request_id"]
+def read_field(name: str) -> pa.Field:
+    """A column as reads hold it: the few-valued text columns (CATEGORICAL and props) stay
+    dictionary-encoded from the file to the frame's categoricals, never a string per row."""
+    found = SCHEMA.field(name)
+    return found.with_type(_DICTIONARY) if name in READ_AS_DICTIONARY else found
+
+
+_DICTIONARY = pa.dictionary(pa.int32(), pa.string())
+READ_AS_DICTIONARY = frozenset((*CATEGORICAL, "props"))
+READ_SCHEMA = pa.schema([read_field(name) for name in SCHEMA.names])
+_FORMAT = ds.ParquetFileFormat(
+    read_options=ds.ParquetReadOptions(dictionary_columns=set(READ_AS_DICTIONARY))
+)
+
+
+def read_schema(columns: Sequence[str]) -> pa.Schema:
+    return pa.schema([read_field(name) for name in columns])
 
 
 def read_day_table(
@@ -488,7 +526,7 @@ def read_day_table(
 ) -> pa.Table:
     """One day's rows matching `expression`, only `columns` (missing ones as nulls)."""
     path = f"{settings.archive_bucket}/{object_key(site, day)}"
-    dataset = ds.dataset(path, schema=SCHEMA, format="parquet", filesystem=fs)
+    dataset = ds.dataset(path, schema=READ_SCHEMA, format=_FORMAT, filesystem=fs)
     return dataset.to_table(columns=columns, filter=expression)
 
 
@@ -513,7 +551,8 @@ def read_days(
     days = sorted(days)
     tables = read_tables(settings, site, days, start, end, columns, filters=filters, fs=fs)
     unreadable = [day for day, table in zip(days, tables, strict=True) if table is None]
-    return frame_from_tables([t for t in tables if t is not None], columns), unreadable
+    found = [table for table in tables if table is not None]
+    return frame_from_table(concat(found, columns), columns), unreadable
 
 
 def read_tables(
@@ -527,12 +566,13 @@ def read_tables(
     filters: Mapping[str, Any] | None = None,
     fs: Any = None,
 ) -> list[pa.Table | None]:
-    """Each day's matching rows as an Arrow table, None for a file that could not be read."""
+    """Each day's matching rows as an Arrow table (READ_SCHEMA's types), None for a file
+    that could not be read."""
     if not days:
         return []
     fs = fs or filesystem(settings)
-    expression = _expression(start, end, filters)
-    scan = _scan_columns(columns)
+    expression = row_filter(start, end, filters)
+    scan = wanted_columns(columns)
 
     def read(day: date) -> pa.Table | None:
         try:
@@ -546,55 +586,89 @@ def read_tables(
         return list(pool.map(read, days))
 
 
-def raw_frame(tables: list[pa.Table], columns: Sequence[str] | None) -> pd.DataFrame:
-    """Arrow tables as the loose frame that `shape_frame` takes (ts as epoch ms)."""
-    scan = _scan_columns(columns)
-    schema = pa.schema([SCHEMA.field(c) for c in scan])
-    table = pa.concat_tables([t.select(scan).cast(schema) for t in tables]) if tables else None
-    if table is None:
-        table = schema.empty_table()
-    table = table.set_column(
-        table.schema.get_field_index("ts"), "ts", pc.cast(table["ts"], pa.int64())
-    )
-    return table.to_pandas()
+def records_for_read(
+    records: list[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    columns: Sequence[str] | None = None,
+    filters: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """Stored items' records (DynamoDB's hot days) as a read of a file gives them: the same
+    rows (`start <= ts < end`, the filters), columns and types, in time order."""
+    table = records_table(records).filter(row_filter(start, end, filters))
+    wanted = wanted_columns(columns)
+    return table.select(wanted).cast(read_schema(wanted))
+
+
+def concat(tables: list[pa.Table], columns: Sequence[str] | None = None) -> pa.Table:
+    """Read tables (of days in any order) as one, in time order. Files of schema 3 and DynamoDB
+    reads are each in (ts, request_id) order already; the sort is stable, so those ties keep
+    it (files of schema 2 were in page order: their ties at one millisecond in file order)."""
+    schema = read_schema(wanted_columns(columns))
+    if not tables:
+        return schema.empty_table()
+    table = pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+    ts = table["ts"].to_numpy()
+    if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
+        table = table.take(pc.sort_indices(table["ts"]))
+    return table
 
 
 def frame_from_tables(tables: list[pa.Table], columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Archive tables as `query.events_frame` would give their events."""
-    return shape_frame(raw_frame(tables, columns), columns)
+    """Read tables (`read_tables`'s, any days) as one frame."""
+    return frame_from_table(concat(tables, columns), columns)
 
 
-def _props(value: Any) -> dict[str, Any]:
+def _props_objects(column: pa.ChunkedArray) -> np.ndarray:
+    """The props column's JSON texts as dicts, each distinct text parsed once (rows with the
+    same text share one dict: treat the frame's props as read-only)."""
+    texts = column.cast(_DICTIONARY).to_pandas()  # chunks' dictionaries unified
+    parsed = [parse_props(text) for text in texts.cat.categories] + [{}]
+    found = np.empty(len(parsed), dtype=object)
+    found[:] = parsed
+    return found[texts.cat.codes.to_numpy()]  # code -1 (null): the trailing {}
+
+
+def _categorical(column: pa.ChunkedArray) -> pd.Series:
+    """A dictionary column as a categorical: "" for nulls, categories sorted (as pandas'
+    astype("category") orders them, which groupbys see)."""
+    if column.null_count:
+        column = pc.fill_null(column.cast(pa.string()), "").cast(_DICTIONARY)
+    # Chunks' dictionaries unified; only the values of the rows kept (a file's dictionary
+    # holds every value of the day), as pandas' astype("category") makes them.
+    found = column.to_pandas().cat.remove_unused_categories()
+    ordered = found.cat.categories.sort_values()
+    return found if found.cat.categories.equals(ordered) else found.cat.reorder_categories(ordered)
+
+
+def frame_from_table(table: pa.Table, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """A read table (`concat`'s, in time order) as the documented frame: COLUMNS (or the
+    asked subset) in order, UTC `ts`, categoricals, "" and NaN for absent values."""
+    wanted = wanted_columns(columns)
+    frame = {}
+    for name in wanted:
+        column = table[name] if name in table.column_names else pa.nulls(len(table))
+        if name == "ts":
+            ms = pc.cast(column, pa.int64()).to_numpy()
+            frame[name] = pd.to_datetime(ms, unit="ms", utc=True)
+        elif name in CATEGORICAL:
+            frame[name] = _categorical(column.cast(_DICTIONARY))
+        elif name == "props":
+            frame[name] = _props_objects(column)
+        elif name in NUMERIC:
+            # Always float64 (NaN when absent): a column's dtype must not depend on which
+            # rows a range or filter happens to keep, nor on which source a day came from.
+            frame[name] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        else:
+            text = pc.fill_null(column.cast(pa.string()), "") if name in TEXT else column
+            frame[name] = text.cast(pa.string()).to_pandas()
+    return pd.DataFrame(frame, columns=wanted)
+
+
+def parse_props(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     if isinstance(value, str) and value not in ("", "{}"):
         parsed = json.loads(value)
         return parsed if isinstance(parsed, dict) else {}
     return {}
-
-
-def shape_frame(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A loose frame (ts as epoch ms, columns possibly missing or None) as the documented
-    one: COLUMNS (or the asked subset) in order, UTC `ts`, categoricals, "" and NaN for
-    absent values, sorted by time (ties by request id, as the items' sort keys)."""
-    wanted = wanted_columns(columns)
-    for column in wanted:
-        if column not in frame:
-            frame[column] = None
-    if "request_id" in frame and len(frame):
-        frame = frame.sort_values(["ts", "request_id"], kind="stable")
-    else:
-        frame = frame.sort_values("ts", kind="stable")
-    frame = frame[wanted].reset_index(drop=True)
-    frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
-    for column in (c for c in NUMERIC if c in frame):
-        # Always float64 (NaN when absent): a column's dtype must not depend on which rows a
-        # range or filter happens to keep, nor on which source a day came from.
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in (c for c in CATEGORICAL if c in frame):
-        frame[column] = frame[column].astype(object).fillna("").astype("str").astype("category")
-    for column in (c for c in TEXT if c in frame):
-        frame[column] = frame[column].astype(object).fillna("").astype("str")
-    if "props" in frame:
-        frame["props"] = frame["props"].map(_props).astype(object)
-    return frame

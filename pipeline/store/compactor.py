@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -71,11 +72,19 @@ class CompactionReport:
 
 
 def compact_day(
-    settings: Settings, dynamodb: Any, site: str, day: date, now: datetime, tz: str = "UTC"
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    day: date,
+    now: datetime,
+    tz: str = "UTC",
+    stale_days: Iterable[date] | None = None,
+    s3: Any = None,
 ) -> tuple[int, int]:
     """Recompute and store one local day's rollup (join included); (events read, items
-    written)."""
-    events, before = raw_day(settings, dynamodb, site, day, tz, with_before=True)
+    written). `stale_days`: the UTC days whose file is not current (`load_events`'), when
+    the caller knows them (then no marker is read)."""
+    events, before = raw_day(settings, dynamodb, site, day, tz, True, stale_days, s3)
     parts = rollups.encode(rollups.compute(events, site, day, tz, before))
     items = rollup_items(site, day, parts, int(now.timestamp() * 1000))
     if BatchWriter(dynamodb, settings.events_table).write(items):
@@ -122,8 +131,13 @@ def compact(
         for site, utc_day, marked_at in pending:
             if (site, utc_day) in settled:
                 archive.clear_pending(dynamodb, table, site, utc_day, marked_at)
+        # Every other file is current now (rewritten from the file and the items), so the
+        # rollups read the files, not a marker: not the items only, which may have expired.
+        stale = set(unsettled) | {(s, d) for s, d, _ in pending if (s, d) not in settled}
         for site, day, marked_at in closed:
-            read, written = compact_day(settings, dynamodb, site, day, now, zones.get(site, "UTC"))
+            days = {d for s, d in stale if s == site}
+            tz = zones.get(site, "UTC")
+            read, written = compact_day(settings, dynamodb, site, day, now, tz, days, s3)
             clear_marker(dynamodb, table, site, day, marked_at)
             report.days.append((site, day.isoformat()))
             report.events_read += read

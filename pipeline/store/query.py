@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from pipeline import aws
 from pipeline.config import Settings
 from pipeline.enrich.sites import SiteRegistry
 from pipeline.errors import RollupsIncomplete
 from pipeline.stack import settings_from_env
-from pipeline.store import archive, rollups
+from pipeline.stats import metrics
+from pipeline.store import archive, narrow, rollups
 from pipeline.store.storage import (
     ROLLUP_PREFIX,
     day_bounds,
@@ -104,21 +106,9 @@ def _query_days(
 
 
 def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals."""
-    columns = list(COLUMNS) + (["request_id"] if records and "request_id" in records[0] else [])
-    return archive.shape_frame(pd.DataFrame.from_records(records, columns=columns))
-
-
-def _matching(frame: pd.DataFrame, filters: Mapping[str, Any] | None) -> pd.DataFrame:
-    """Rows of a loose frame whose columns equal the filters' values (a value or a list of
-    values each); an absent text value is "", as in the frame (and in the archive's files)."""
-    for column, wanted in (filters or {}).items():
-        values = archive.filter_values(wanted)
-        cells = frame[column]
-        if column in archive.EMPTY_WHEN_ABSENT:
-            cells = cells.astype(object).fillna("")
-        frame = frame[cells.isin(values)]
-    return frame
+    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals, sorted
+    by time (ties by request id when the records have one, else in their order)."""
+    return archive.frame_from_table(archive.records_table(records))
 
 
 def day_sources(
@@ -142,11 +132,23 @@ def stale_utc_days(dirty: set[date], tz: str) -> set[date]:
 
 
 def _archive_plan(
-    settings: Settings, dynamodb: Any, site: str, days: list[date], today: date
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    days: list[date],
+    today: date,
+    s3: Any = None,
+    stale_days: Iterable[date] | None = None,
 ) -> tuple[list[date], list[date]]:
     closed = [d for d in days if d < today]
     if not closed:
         return [], days  # nothing can be archived yet: no S3 request at all
+    with aws.explained(settings, f"Bucket {settings.archive_bucket!r}"):
+        archived = archive.archived_days(settings, site, closed[0], closed[-1], s3=s3)
+    if not archived:
+        return [], days  # no file in the range: no marker can change where a day comes from
+    if stale_days is not None:
+        return day_sources(days, today, archived, set(stale_days))
     with aws.explained(settings, f"Table {settings.events_table!r}"):
         pending = archive.pending_days(dynamodb, settings.events_table, site)
         # A late event marks its local day dirty at once; its UTC day's file is rewritten
@@ -162,8 +164,6 @@ def _archive_plan(
         with aws.explained(settings, f"Table {settings.sites_table!r}"):
             entry = SiteRegistry(dynamodb, settings.sites_table).lookup({site}).get(site)
         pending |= stale_utc_days(dirty, entry.timezone if entry else "UTC")
-    with aws.explained(settings, f"Bucket {settings.archive_bucket!r}"):
-        archived = archive.archived_days(settings, site, closed[0], closed[-1])
     return day_sources(days, today, archived, pending)
 
 
@@ -174,10 +174,13 @@ def load_events(
     *,
     settings: Settings | None = None,
     dynamodb: Any = None,
+    s3: Any = None,
     columns: Sequence[str] | None = None,
     filters: Mapping[str, Any] | None = None,
+    people_matching: metrics.FilterLike = None,
     page_limit: int | None = None,
     now: TimeLike | None = None,
+    stale_days: Iterable[date] | None = None,
     **overrides: Any,
 ) -> pd.DataFrame:
     """Events of `site` with `start <= ts < end`, one row each, oldest first.
@@ -186,40 +189,77 @@ def load_events(
     come from the environment (see `pipeline.config`); `settings` or keyword overrides
     (`endpoint_url=`, `events_table=`, ...) win. `columns` keeps only those columns (in
     COLUMNS' order); `filters` keeps the rows whose column equals a value (`{"path": "/"}`)
-    or one of a list of values.
+    or one of a list of values. `people_matching` (dashboard filters, as `metrics.select`
+    takes them) keeps only the events of the people who could pass them: `metrics.select`
+    of the result with those filters equals its select of every event, from far fewer rows
+    (pipeline/store/narrow.py says why).
 
     Each UTC day comes from exactly one source: its Parquet file when it is archived, closed
     and not pending (only the columns asked for are read, the filters pushed into the scan);
     else DynamoDB (one Query a day and shard, in parallel). A file that cannot be read is
     logged and its day read from DynamoDB, where its items still are while it is hot; a
-    closed day older than that is then reported missing in the log.
+    closed day older than that is then reported missing in the log. `stale_days` (UTC) are
+    read from DynamoDB whatever the markers say, and no marker is read: the compactor's
+    reads, made after it rewrote every other day's file from the file and the items.
     """
     settings = settings or settings_from_env(**overrides)
     archive.wanted_columns([*(columns or ()), *(filters or {})])  # unknown names: ValueError
     lo, hi = to_utc(start), to_utc(end)
-    days = days_between(lo, hi)
     dynamodb = dynamodb or aws.client("dynamodb", settings)
     today = to_utc(now if now is not None else datetime.now(UTC)).date()
-    from_archive, from_table = _archive_plan(settings, dynamodb, site, days, today)
-    tables = archive.read_tables(settings, site, from_archive, lo, hi, columns, filters=filters)
-    unreadable = [day for day, table in zip(from_archive, tables, strict=True) if table is None]
-    hot_since = today - timedelta(days=settings.hot_days)
-    for day in unreadable:
+    days = days_between(lo, hi)
+    # One S3 client for the listing and the reads (making one costs ~0.1 s), only when a
+    # closed day may have a file.
+    if s3 is None and days and days[0] < today:
+        s3 = aws.client("s3", settings)
+    plan = _archive_plan(settings, dynamodb, site, days, today, s3, stale_days)
+    narrowing = narrow.columns_for(people_matching)
+    # Narrowed, the files are read twice: the few columns that find the people, then every
+    # column of only their rows (the visitor hashes pushed into the scan).
+    first_read = ["ts", *narrowing] if narrowing else columns
+    fs = archive.filesystem(settings, s3) if plan[0] else None
+    tables = archive.read_tables(
+        settings, site, plan[0], lo, hi, first_read, filters=filters, fs=fs
+    )
+    readable = [day for day, table in zip(plan[0], tables, strict=True) if table is not None]
+    tables = [table for table in tables if table is not None]
+    unreadable = sorted(set(plan[0]) - set(readable))
+    _log_missing(site, unreadable, today - timedelta(days=settings.hot_days))
+    items = _hot_items(settings, dynamodb, site, sorted(plan[1] + unreadable), lo, hi, page_limit)
+    records = [event_from_item(item) for item in items]
+    if narrowing:
+        hot = archive.records_for_read(records, lo, hi, first_read, filters)
+        light = archive.concat([hot, *tables], first_read)
+        chosen = light["visitor"].filter(narrow.people_mask(light, people_matching))
+        filters = {**(filters or {}), "visitor": pc.unique(chosen).to_pylist()}
+        tables = archive.read_tables(
+            settings, site, readable, lo, hi, columns, filters=filters, fs=fs
+        )
+        if any(table is None for table in tables):
+            _log_missing(site, readable, date.max)  # a file went bad between the two reads
+        tables = [table for table in tables if table is not None]
+    hot = archive.records_for_read(records, lo, hi, columns, filters)
+    return archive.frame_from_table(archive.concat([hot, *tables], columns), columns)
+
+
+def _log_missing(site: str, days: Sequence[date], hot_since: date) -> None:
+    for day in days:
         if day < hot_since:
             log.warning("events of %s on %s are missing: archive file unreadable", site, day)
-    from_table = sorted(from_table + unreadable)
+
+
+def _hot_items(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    days: list[date],
+    lo: datetime,
+    hi: datetime,
+    page_limit: int | None,
+) -> list[dict[str, Any]]:
     shards = range(settings.shards_for(site))
-    pks = [event_pk(site, day, shard) for day in from_table for shard in shards]
-    items = _query_days(settings, pks, lo, hi, dynamodb, page_limit) if pks else []
-    raw = pd.DataFrame.from_records(
-        [event_from_item(item) for item in items], columns=[*COLUMNS, "request_id"]
-    )
-    parts = [
-        _matching(raw, filters),
-        archive.raw_frame([t for t in tables if t is not None], columns),
-    ]
-    frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    return archive.shape_frame(frame, columns)
+    pks = [event_pk(site, day, shard) for day in days for shard in shards]
+    return _query_days(settings, pks, lo, hi, dynamodb, page_limit) if pks else []
 
 
 def load_drops(
@@ -263,14 +303,23 @@ def _stored_rollups(
 
 
 def raw_day(
-    settings: Settings, dynamodb: Any, site: str, day: date, tz: str, with_before: bool
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    day: date,
+    tz: str,
+    with_before: bool,
+    stale_days: Iterable[date] | None = None,
+    s3: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A local day's raw events and, for its join, the previous day's events that may share a
-    person or a visit with it (`rollups.read_before`)."""
+    person or a visit with it (`rollups.read_before`); `stale_days` as `load_events`'."""
     start, end = day_bounds(day, tz)
 
     def read(lo: datetime, hi: datetime) -> pd.DataFrame:
-        return load_events(site, lo, hi, settings=settings, dynamodb=dynamodb)
+        return load_events(
+            site, lo, hi, settings=settings, dynamodb=dynamodb, s3=s3, stale_days=stale_days
+        )
 
     events = read(start, end)
     return events, rollups.read_before(read, events, day, tz) if with_before else None

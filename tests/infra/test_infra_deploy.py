@@ -77,22 +77,26 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         "pipeline.consume.consumer.handler",
         30,
     )
-    assert function["Environment"]["Variables"] == {
+
+    def text_env(described: dict) -> dict[str, str]:
+        # moto hands a Number parameter given outright (HotDays, RetentionDays: the deploy
+        # passes the settings' values) to the function as an int; Lambda's environment is text.
+        return {k: str(v) for k, v in described["Environment"]["Variables"].items()}
+
+    assert text_env(function) == {
         "PIPELINE_EVENTS_TABLE": found.events_table,
         "PIPELINE_SALTS_TABLE": found.salts_table,
         "PIPELINE_SITES_TABLE": found.sites_table,
-        "PIPELINE_HOT_DAYS": "7",  # the HotDays parameter's default
+        "PIPELINE_HOT_DAYS": "7",  # Settings().hot_days
         "PIPELINE_RETENTION_DAYS": "400",
     }
     compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
     assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.store.compactor.handler", 300)
-    readers_env = function["Environment"]["Variables"] | {
-        "PIPELINE_ARCHIVE_BUCKET": found.archive_bucket
-    }
-    assert compactor["Environment"]["Variables"] == readers_env
+    readers_env = text_env(function) | {"PIPELINE_ARCHIVE_BUCKET": found.archive_bucket}
+    assert text_env(compactor) == readers_env
     stats_api = lam.get_function_configuration(FunctionName=f"{target.stack}-stats-api")
     assert stats_api["Handler"] == "pipeline.api.app.lambda_handler"
-    assert stats_api["Environment"]["Variables"] == readers_env
+    assert text_env(stats_api) == readers_env
 
     # The archive: created by the stack, named from it, encrypted; the functions' settings
     # (from the stack alone) write and read it.
@@ -135,6 +139,7 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         if b["Name"].startswith(target.stack)
     ]
     assert left == [found.archive_bucket]
+    assert said[-1].startswith(f"Kept the archive bucket {found.archive_bucket} ")
     assert s3.list_objects_v2(Bucket=found.archive_bucket)["KeyCount"] == 1
 
 

@@ -20,6 +20,7 @@ from pipeline import aws, load_events
 from pipeline.config import Settings, bucket_name, env_settings
 from pipeline.errors import MissingResource
 from pipeline.local.demo import DEMO_SITE, load_demo
+from pipeline.stats import metrics
 from pipeline.store import archive
 from pipeline.store.compactor import clear_marker
 from pipeline.store.query import days_between, query_partition
@@ -128,11 +129,14 @@ def test_a_day_file_is_the_same_bytes_for_the_same_events_and_carries_its_versio
     )
     assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
     table = parquet.read()
-    assert table.column_names == ["request_id", *archive.COLUMNS]
+    # Every column; the people's columns first (one ranged read), the request id last.
+    assert sorted(table.column_names) == sorted(["request_id", *archive.COLUMNS])
+    assert table.column_names[:5] == ["ts", "visitor", "prev_visitor", "name", "path"]
+    assert table.column_names[-1] == "request_id"
     assert table["ts"].type == pa.timestamp("ms", tz="UTC")
-    # Sorted for the common filters: by event name, then page, then time.
-    rows = table.select(["name", "path", "ts"]).to_pylist()
-    assert rows == sorted(rows, key=lambda r: (r["name"], r["path"], r["ts"]))
+    # In the frame's order: by time, ties by request id.
+    rows = table.select(["ts", "request_id"]).to_pylist()
+    assert rows == sorted(rows, key=lambda r: (r["ts"], r["request_id"]))
     props = dict(zip(table["request_id"].to_pylist(), table["props"].to_pylist(), strict=True))
     assert props["r00000"] == '{"plan":"pro"}' and props["r00001"] == "{}"
 
@@ -253,6 +257,63 @@ def test_parquet_path_equals_dynamodb_path_for_random_ranges_and_filters(demo):
             if columns is None
             else [c for c in archive.COLUMNS if c in {"ts", *columns}]
         )
+
+
+DASHBOARD_FILTERS = (
+    ("path", "is"), ("path", "is_not"), ("path", "contains"), ("entry_page", "is"),
+    ("exit_page", "is_not"), ("referrer_source", "is"), ("country", "is"), ("name", "is"),
+    ("browser", "is_not"), ("device", "contains"),
+)  # fmt: skip
+
+
+def random_filters(rng: random.Random, frame: pd.DataFrame) -> list[metrics.Filter]:
+    """One to three dashboard filters on values the frame holds (a property among them)."""
+    found = []
+    for dimension, operator in rng.sample(DASHBOARD_FILTERS, rng.choice([1, 2, 3])):
+        column = "path" if dimension in metrics.VISIT_PAGES else dimension
+        values = sorted(set(frame[column].astype(str)) - {"", metrics.ENGAGEMENT})
+        picked = rng.sample(values, min(len(values), rng.choice([1, 2])))
+        if operator == "contains":
+            picked = [value[1:4] for value in picked]
+        found.append(metrics.filter_from(dimension, operator, picked))
+    keys = metrics.property_keys(frame)
+    if keys and rng.random() < 0.3:
+        key = rng.choice(keys)
+        values = sorted(set(metrics.property_values(frame, key)) - {metrics.NONE_VALUE})
+        found.append(metrics.filter_from(f"props.{key}", "is", values[:1]))
+    return found
+
+
+@pytest.mark.integration
+def test_a_read_narrowed_to_people_gives_every_number_the_whole_range_gives(demo):
+    """`people_matching` keeps only the people who could pass the filters; every number of
+    `metrics.select` with those filters is what the whole range gives, from hot days and
+    archived days alike."""
+    settings, closed = demo
+    whole = load_events(DEMO_SITE, closed[0], NOW, settings=settings, now=NOW)
+    rng = random.Random(61)
+    span = int((NOW - datetime.combine(closed[0], datetime.min.time(), UTC)).total_seconds())
+    fewer = 0
+    for _ in range(16):
+        a, b = sorted(rng.sample(range(span), 2))
+        start = datetime.combine(closed[0], datetime.min.time(), UTC) + timedelta(seconds=a)
+        end = datetime.combine(closed[0], datetime.min.time(), UTC) + timedelta(seconds=b)
+        filters = random_filters(rng, whole)
+        every = load_events(DEMO_SITE, start, end, settings=settings, now=NOW)
+        narrowed = load_events(
+            DEMO_SITE, start, end, settings=settings, now=NOW, people_matching=filters
+        )
+        assert set(narrowed["ts"].astype(str) + narrowed["visitor"]) <= set(
+            every["ts"].astype(str) + every["visitor"]
+        )
+        fewer += len(narrowed) < len(every)
+        full, few = metrics.select(every, filters), metrics.select(narrowed, filters)
+        assert metrics.summary(few) == metrics.summary(full), filters
+        for dimension in ("path", "entry_page", "exit_page", "referrer_source", "country", "name"):
+            pd.testing.assert_frame_equal(
+                metrics.breakdown(few, dimension), metrics.breakdown(full, dimension)
+            )
+    assert fewer >= 8  # the point of it: most filtered views read a part of the rows
 
 
 @pytest.mark.integration
