@@ -527,7 +527,9 @@ def read_day_table(
     """One day's rows matching `expression`, only `columns` (missing ones as nulls)."""
     path = f"{settings.archive_bucket}/{object_key(site, day)}"
     dataset = ds.dataset(path, schema=READ_SCHEMA, format=_FORMAT, filesystem=fs)
-    return dataset.to_table(columns=columns, filter=expression)
+    # One thread a file (days are read in parallel): rows come in file order, every time, so
+    # two reads of a file with one filter line up row for row (`read_rest`).
+    return dataset.to_table(columns=columns, filter=expression, use_threads=False)
 
 
 def read_days(
@@ -584,6 +586,47 @@ def read_tables(
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_READS, len(days))) as pool:
         return list(pool.map(read, days))
+
+
+def read_rest(
+    settings: Settings,
+    site: str,
+    days: Sequence[date],
+    firsts: Sequence[pa.Table],
+    masks: Sequence[Any],
+    start: datetime,
+    end: datetime,
+    columns: Sequence[str] | None = None,
+    *,
+    filters: Mapping[str, Any] | None = None,
+    fs: Any = None,
+) -> list[pa.Table | None]:
+    """The second read of a narrowed view: for each day, the rows `mask` keeps of its first
+    read (`firsts`, made with the same range and filters), with the columns that read left
+    out. Only those columns are fetched; the two reads line up row for row (one thread a
+    file). A day whose rows changed between the reads (a rewritten file) is None."""
+    fs = fs or filesystem(settings)
+    expression = row_filter(start, end, filters)
+    wanted = wanted_columns(columns)
+
+    def read(day: date, first: pa.Table, mask: Any) -> pa.Table | None:
+        rest = [c for c in wanted if c not in first.column_names]
+        try:
+            found = read_day_table(settings, fs, site, day, expression, rest) if rest else None
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            log.warning("archive file of %s on %s skipped: %s", site, day, str(exc).splitlines()[0])
+            return None
+        if found is not None and found.num_rows != first.num_rows:
+            return None
+        kept = first.filter(mask)
+        for name in rest:
+            kept = kept.append_column(name, found[name].filter(mask))
+        return kept
+
+    if not days:
+        return []
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_READS, len(days))) as pool:
+        return list(pool.map(read, days, firsts, masks))
 
 
 def records_for_read(

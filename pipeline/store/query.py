@@ -9,7 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import aws
@@ -214,8 +216,8 @@ def load_events(
         s3 = aws.client("s3", settings)
     plan = _archive_plan(settings, dynamodb, site, days, today, s3, stale_days)
     narrowing = narrow.columns_for(people_matching)
-    # Narrowed, the files are read twice: the few columns that find the people, then every
-    # column of only their rows (the visitor hashes pushed into the scan).
+    # Narrowed, the files are read in two passes: the few columns that find the people, then
+    # the other columns, keeping only those people's rows as each day arrives.
     first_read = ["ts", *narrowing] if narrowing else columns
     fs = archive.filesystem(settings, s3) if plan[0] else None
     tables = archive.read_tables(
@@ -229,17 +231,27 @@ def load_events(
     records = [event_from_item(item) for item in items]
     if narrowing:
         hot = archive.records_for_read(records, lo, hi, first_read, filters)
-        light = archive.concat([hot, *tables], first_read)
-        chosen = light["visitor"].filter(narrow.people_mask(light, people_matching))
-        filters = {**(filters or {}), "visitor": pc.unique(chosen).to_pylist()}
-        tables = archive.read_tables(
-            settings, site, readable, lo, hi, columns, filters=filters, fs=fs
+        light = pa.concat_tables([t.select(hot.column_names) for t in [hot, *tables]])
+        mask = narrow.people_mask(light, people_matching)
+        rest = archive.read_rest(
+            settings, site, readable, tables, _split(mask, [len(hot), *map(len, tables)])[1:],
+            lo, hi, columns, filters=filters, fs=fs,
+        )  # fmt: skip
+        # From here on the filters name the people too (the hot rows, a changed file).
+        people = pc.unique(light["visitor"].filter(mask)).to_pylist()
+        filters = {**(filters or {}), "visitor": people}
+        changed = [day for day, table in zip(readable, rest, strict=True) if table is None]
+        again = archive.read_tables(
+            settings, site, changed, lo, hi, columns, filters=filters, fs=fs
         )
-        if any(table is None for table in tables):
-            _log_missing(site, readable, date.max)  # a file went bad between the two reads
-        tables = [table for table in tables if table is not None]
+        tables = [t for t in [*rest, *again] if t is not None]
     hot = archive.records_for_read(records, lo, hi, columns, filters)
     return archive.frame_from_table(archive.concat([hot, *tables], columns), columns)
+
+
+def _split(mask: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """`mask` cut into consecutive parts of `sizes`."""
+    return np.split(mask, np.cumsum(sizes)[:-1])
 
 
 def _log_missing(site: str, days: Sequence[date], hot_since: date) -> None:
