@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    archive_scale,
     cold_start,
     dashboard_render,
     dashboard_speed,
@@ -17,7 +18,9 @@ from bench import (
 
 
 def main() -> None:
-    print("## consumer CPU, DynamoDB stubbed", enrich_throughput.run(), sep="\n")
+    print(
+        "## consumer CPU, realistic input, boto3 client counted", enrich_throughput.run(), sep="\n"
+    )
     print("## end-to-end local", e2e_local.run(), sep="\n")
     print("## cold start of the embedded default", cold_start.run(), sep="\n")
     print("## moto SQS receive vs depth (ms)", moto_sqs_depth.run(), sep="\n")
@@ -27,6 +30,8 @@ def main() -> None:
     print("## collector under 2,000 slow connections", slowloris.run(), sep="\n")
     print("## Stats API 30d aggregate", stats_api.run(runs=20), sep="\n")
     print("## dashboard speed in Chromium (one run)", dashboard_speed.run(runs=1), sep="\n")
+    print("## filtered 30-day view, Parquet vs DynamoDB (issue 16)", flush=True)
+    archive_scale.main(["1000000", "--dynamodb-events", "20000", "--runs", "1"])
 
 
 if __name__ == "__main__":

@@ -68,7 +68,12 @@ class Data:
 
     @cached_property
     def unfiltered(self) -> pd.DataFrame:
-        return _stopping_on_errors(lambda: events(self.view.site, self.start, self.end))
+        """The range's events the view's filters select from: with filters, only those of the
+        people who could pass them (`load_events(people_matching=...)`: the same selection
+        from a fraction of the rows)."""
+        return _stopping_on_errors(
+            lambda: events(self.view.site, self.start, self.end, self.view.filters)
+        )
 
     @cached_property
     def selection(self) -> metrics.Selection:
@@ -106,7 +111,7 @@ class Data:
         if not self.compared:
             return None
         bounds = utc_bounds(*self.compared, self.view.tz)
-        found = _stopping_on_errors(lambda: events(self.view.site, *bounds))
+        found = _stopping_on_errors(lambda: events(self.view.site, *bounds, self.view.filters))
         return _selected(found, self.view)
 
     @cached_property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ from pipeline.local.live import LiveDemo, start_live_demo
 from pipeline.ops import health
 from pipeline.resources import create_resources
 from pipeline.stack import settings_from_env
+from pipeline.stats.metrics import Filter
 from pipeline.store import rollups
 from pipeline.store.compactor import SCHEDULE_MINUTES, compact
 from pipeline.store.query import load_rollups
@@ -100,14 +102,23 @@ def backend() -> Backend:
     return Backend(settings, is_demo=True, default_site=DEMO_SITE, live=live)
 
 
-def events(site: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return _events(backend().settings, site, start, end)
+def events(
+    site: str, start: datetime, end: datetime, filters: Iterable[Filter] = ()
+) -> pd.DataFrame:
+    """The events of [start, end); with `filters`, only those of the people who could pass
+    them (what `metrics.select` needs to apply them: a filtered view of a busy site reads a
+    few people's events, not every row)."""
+    return _events(backend().settings, site, start, end, tuple(filters))
 
 
 # The settings are part of the key: data cached for one backend is never served for another.
 @st.cache_data(ttl=300, show_spinner="Loading events…")
-def _events(settings: Settings, site: str, start: datetime, end: datetime) -> pd.DataFrame:
-    return pipeline.load_events(site, start, end, settings=settings)
+def _events(
+    settings: Settings, site: str, start: datetime, end: datetime, filters: tuple[Filter, ...]
+) -> pd.DataFrame:
+    return pipeline.load_events(
+        site, start, end, settings=settings, people_matching=filters or None
+    )
 
 
 @st.cache_data(ttl=5, show_spinner=False)

@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from infra.deploy import DeployError, Target, deploy, destroy, diff, outputs
+from infra.deploy import DeployError, Target, deploy, destroy, destroy_question, diff, outputs
+from pipeline.config import env_settings
 from pipeline.ops import cost
 from pipeline.stack import settings_from_env
 
@@ -36,14 +37,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10_000,
         help="Stats API requests, for cost (default 10,000: a dashboard tool polling hourly)",
     )
+    parser.add_argument(
+        "--hot-days",
+        type=int,
+        default=env_settings().hot_days,
+        help="days raw events stay in DynamoDB, for cost (default: $PIPELINE_HOT_DAYS or 7)",
+    )
+    parser.add_argument(
+        "--filtered-views",
+        type=int,
+        default=cost.FILTERED_VIEWS,
+        help=f"dashboard views with a filter a month, for cost (default {cost.FILTERED_VIEWS})",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "cost":
-        lines = cost.monthly_cost(args.events_per_month, api_requests=args.api_requests_per_month)
+        usage = {"api_requests": args.api_requests_per_month, "filtered_views": args.filtered_views}
+        lines = cost.monthly_cost(args.events_per_month, hot_days=args.hot_days, **usage)
         print(cost.render(lines, args.events_per_month))
+        print()
+        rows = cost.comparison(hot_days=args.hot_days, **usage)
+        print(cost.render_comparison(rows, args.hot_days))
         return 0
     settings = settings_from_env(
         resolve_stack=False, region=args.region, endpoint_url=args.endpoint_url
@@ -67,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "outputs":
             print("\n".join(f"{key}: {value}" for key, value in sorted(outputs(target).items())))
         elif args.command == "destroy":
-            if (
-                not args.yes
-                and input(f"Delete stack {args.stack!r} and all its data? [y/N] ").lower() != "y"
-            ):
+            if not args.yes and input(destroy_question(args.stack)).lower() != "y":
                 print("Nothing removed.")
                 return 1
             destroy(target)

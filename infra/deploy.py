@@ -175,11 +175,17 @@ def upload_package(
 
 
 def _parameters(target: Target, exists: bool) -> list[dict[str, Any]]:
+    # The day counts are given outright on every deploy, not left to the template's defaults:
+    # an update may otherwise keep the values the stack was created with.
+    days = [
+        {"ParameterKey": "HotDays", "ParameterValue": str(target.settings.hot_days)},
+        {"ParameterKey": "RetentionDays", "ParameterValue": str(target.settings.retention_days)},
+    ]
     if not target.edge:
-        return []
+        return days
     if exists:
-        return [{"ParameterKey": "OriginSecret", "UsePreviousValue": True}]
-    return [{"ParameterKey": "OriginSecret", "ParameterValue": secrets.token_urlsafe(32)}]
+        return [*days, {"ParameterKey": "OriginSecret", "UsePreviousValue": True}]
+    return [*days, {"ParameterKey": "OriginSecret", "ParameterValue": secrets.token_urlsafe(32)}]
 
 
 def _describe_changes(description: dict[str, Any]) -> list[str]:
@@ -222,7 +228,9 @@ def create_change_set(target: Target, code: Code) -> tuple[str, dict[str, Any] |
         StackName=target.stack,
         ChangeSetName=name,
         ChangeSetType="UPDATE" if status else "CREATE",
-        TemplateBody=json.dumps(build_template(code, edge=target.edge)),
+        # HotDays' and RetentionDays' defaults are the target's settings too (the values
+        # `_parameters` passes), so the stored template alone shows the deployed window.
+        TemplateBody=json.dumps(build_template(code, edge=target.edge, settings=target.settings)),
         Parameters=_parameters(target, exists=bool(status)),
         Capabilities=CAPABILITIES,
     )
@@ -305,12 +313,42 @@ def diff(
     return _describe_changes(description)
 
 
-def destroy(target: Target, say: Printer = print) -> None:
-    """Delete the stack (tables included) and the artifact bucket."""
+def destroy_question(stack: str) -> str:
+    """What `python -m infra destroy` asks first: what is lost, and what stays."""
+    return (
+        f"Delete stack {stack!r} with its tables (every event and rollup in DynamoDB)? "
+        "Its Parquet archive bucket is kept; destroy prints how to delete it. [y/N] "
+    )
+
+
+def archive_kept(bucket: str) -> str:
+    """The sentence destroy ends with: the archive outlives the stack, and how to remove it."""
+    return (
+        f"Kept the archive bucket {bucket} (DeletionPolicy Retain: it holds the only copy of "
+        f"closed days). To delete it and every file in it: aws s3 rb s3://{bucket} --force"
+    )
+
+
+def _archive_bucket(target: Target) -> str | None:
+    """The stack's archive bucket, looked up before the stack goes (also when a failed
+    create left no outputs)."""
     try:
+        found = _client("cloudformation", target).describe_stack_resource(
+            StackName=target.stack, LogicalResourceId="ArchiveBucket"
+        )["StackResourceDetail"]
+    except ClientError:
+        return None  # a stack from before the archive, or the bucket was never created
+    return found.get("PhysicalResourceId") or None
+
+
+def destroy(target: Target, say: Printer = print) -> None:
+    """Delete the stack (tables included) and the artifact bucket; the archive bucket stays."""
+    try:
+        archive: str | None = None
         if stack_status(target) is None:
             say(f"Stack {target.stack!r} does not exist: nothing to remove.")
         else:
+            archive = _archive_bucket(target)
             started = time.time()
             _client("cloudformation", target).delete_stack(StackName=target.stack)
             status = _follow(target, started, say)
@@ -321,6 +359,8 @@ def destroy(target: Target, say: Printer = print) -> None:
         _delete_bucket(target, artifact_bucket(target), say)
     except (ClientError, BotoCoreError) as exc:
         raise explain(exc, target) from exc
+    if archive:
+        say(archive_kept(archive))
 
 
 def _delete_bucket(target: Target, bucket: str, say: Printer) -> None:

@@ -4,6 +4,12 @@ Two packages: the consumer's (no pandas: it starts fast and small), and the read
 the compactor and the Stats API (pandas, the metric code, `pipeline/api`). The readers share one
 zip, so `function="api"` and `function="compactor"` build the same bytes (one S3 object).
 
+The readers' package carries pyarrow (the Parquet archive), which with pandas and numpy comes
+to ~283 MB unzipped for arm64, over Lambda's 250 MB limit: `EXCLUDED` leaves out what no
+function imports (test suites, C++ headers and Cython sources, Arrow Flight, the copies of
+libraries the wheels hold under three names, pycountry's translations), ~190 MB remain.
+`unzipped_size` measures it; tests/infra/test_lambda_package.py holds it under the limit.
+
 Dependencies are installed for the Lambda platform (manylinux aarch64, the function's
 Python) from wheels only, so nothing is compiled on this machine. With `platform=None` the
 package is built for this machine instead, which is how the tests import and run it.
@@ -12,6 +18,7 @@ package is built for this machine instead, which is how the tests import and run
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,10 +43,23 @@ CONSUMER_MODULES = (
 )  # fmt: skip
 READER_MODULES = (
     *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
-    "stats/__init__.py", "stats/metrics.py", "api",
+    "store/archive.py", "store/narrow.py", "stats/__init__.py", "stats/metrics.py", "api",
 )  # fmt: skip
 MODULES = {"consumer": CONSUMER_MODULES, "compactor": READER_MODULES, "api": READER_MODULES}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates
+# Lambda's limit on a function's unzipped code (250 MB, counted in MiB as AWS's quota page does).
+UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+# Paths (in the zip) that no function imports. Each rule is checked by running the unzipped
+# compactor and Stats API against moto (tests/infra/test_lambda_package.py).
+EXCLUDED = re.compile(
+    r"(^|/)tests/"  # test suites (pandas' alone is 18 MB)
+    r"|^pyarrow/(include|src)/|\.(pxd|pyx|pxi|h|cc)$"  # headers and Cython sources
+    r"|^pyarrow/(_flight\.|flight\.py|libarrow_flight\.|libarrow_python_flight\.)"  # Flight RPC
+    # Wheels cannot hold symlinks: libarrow_python ships as .so, .so.N and .so.N.x.y; the
+    # extensions load .so.N (their DT_NEEDED), the others are for compiling against.
+    r"|^pyarrow/libarrow_python\w*\.so(\.\d+\.\d+\.\d+)?$"
+    r"|^pycountry/locales/"  # translations of country names: the API answers in English
+)
 
 
 def _install(target: Path, platform: tuple[str, ...] | None, requirements: Path) -> None:
@@ -62,7 +82,17 @@ def _files(site: Path, modules: tuple[str, ...]) -> list[tuple[Path, str]]:
             sorted((package / name).glob("*.py")) if (package / name).is_dir() else [package / name]
         )
         found += [(p, f"pipeline/{p.relative_to(package).as_posix()}") for p in paths]
-    return sorted((p, n) for p, n in found if "__pycache__" not in n and not n.endswith(".pyc"))
+    return sorted(
+        (p, n)
+        for p, n in found
+        if "__pycache__" not in n and not n.endswith(".pyc") and not EXCLUDED.search(n)
+    )
+
+
+def unzipped_size(archive: Path) -> int:
+    """Bytes the zip takes once unzipped: what Lambda's 250 MB limit counts."""
+    with zipfile.ZipFile(archive) as opened:
+        return sum(info.file_size for info in opened.infolist())
 
 
 def build(

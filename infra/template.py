@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import resources
+from pipeline.config import Settings
 from pipeline.ingest import tracker
 from pipeline.ingest.contract import PIXEL_GIF
+from pipeline.store import archive
 from pipeline.store.compactor import SCHEDULE_MINUTES
 
 INFRA = Path(__file__).parent
@@ -38,6 +40,18 @@ STAGE = "v1"
 THROTTLE_RATE = 1000
 THROTTLE_BURST = 2000
 LOG_RETENTION_DAYS = 14
+# The Parquet archive (pipeline/store/archive.py): one file per (site, UTC day) under EVENTS_PREFIX.
+EVENTS_PREFIX = archive.PREFIX
+ATHENA_RESULTS_PREFIX = "athena-results/"
+ATHENA_RESULTS_DAYS = 7  # query results are re-runnable: a week for downloads, then gone
+# Athena bills $5 per TB scanned: one query may scan at most this much (a misplaced filter on
+# a big site cannot cost more than ~$0.05).
+ATHENA_BYTES_SCANNED_CUTOFF = 10 * 1024**3
+GLUE_TABLE = "events"
+# The first day partition projection knows; Athena skips days that have no file.
+PROJECTION_FIRST_DAY = "2020-01-01"
+# Glue (Hive) names of the Arrow types the archive's files use (archive.SCHEMA).
+HIVE_TYPES = {"timestamp[ms, tz=UTC]": "timestamp", "double": "double", "int64": "bigint", "string": "string"}  # fmt: skip
 # AWS managed CloudFront policies.
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -127,6 +141,22 @@ def assumable_by(service: str) -> dict[str, Any]:
     """A trust policy that lets `service` assume the role."""
     statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
     return {"Version": "2012-10-17", "Statement": [statement]}
+
+
+def _tables_env() -> dict[str, Any]:
+    return {
+        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
+        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
+        "PIPELINE_SITES_TABLE": ref("SitesTable"),
+        # Raw items live HotDays (their TTL); the archive keeps RetentionDays.
+        "PIPELINE_HOT_DAYS": ref("HotDays"),
+        "PIPELINE_RETENTION_DAYS": ref("RetentionDays"),
+    }
+
+
+def _readers_env() -> dict[str, Any]:
+    """The compactor's and the Stats API's: the tables plus the Parquet archive."""
+    return {**_tables_env(), "PIPELINE_ARCHIVE_BUCKET": ref("ArchiveBucket")}
 
 
 def _table(key_schema: list[dict[str, str]]) -> dict[str, Any]:
@@ -234,13 +264,7 @@ def _consumer(code: Code) -> dict[str, Any]:
                 "Role": arn("ConsumerRole"),
                 "Timeout": resources.LAMBDA_TIMEOUT_SECONDS,
                 "MemorySize": 512,
-                "Environment": {
-                    "Variables": {
-                        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
-                        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
-                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
-                    }
-                },
+                "Environment": {"Variables": _tables_env()},
             },
         },
         "ConsumerEventSource": {
@@ -272,6 +296,7 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
                 "Resource": arn("SitesTable"),
             },
+            *_archive_statements(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
             {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -308,13 +333,7 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "MemorySize": 1024,
                 # One run at a time: two would only recompute the same days.
                 "ReservedConcurrentExecutions": 1,
-                "Environment": {
-                    "Variables": {
-                        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
-                        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
-                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
-                    }
-                },
+                "Environment": {"Variables": _readers_env()},
             },
         },
         "CompactorSchedule": {
@@ -335,6 +354,211 @@ def _compactor(code: Code) -> dict[str, Any]:
             },
         },
     }
+
+
+def _archive_statements(object_actions: list[str]) -> list[dict[str, Any]]:
+    """Object rights on the archive's `events/*` only, and listing limited to that prefix."""
+    return [
+        {
+            "Effect": "Allow",
+            "Action": object_actions,
+            "Resource": sub(f"${{ArchiveBucket.Arn}}/{EVENTS_PREFIX}*"),
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": arn("ArchiveBucket"),
+            "Condition": {"StringLike": {"s3:prefix": [f"{EVENTS_PREFIX}*"]}},
+        },
+    ]
+
+
+def _archive() -> dict[str, Any]:
+    """The Parquet history: private, encrypted, TLS only, expired by lifecycle rules.
+
+    Retained when the stack is deleted (it is the only copy of closed days), and without
+    versioning: a day's file is rewritten in place by late events, and old versions would be
+    billed storage that nothing reads.
+    """
+    bucket = arn("ArchiveBucket")
+    tls_only = {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket, sub("${ArchiveBucket.Arn}/*")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    return {
+        "ArchiveBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "IgnorePublicAcls": True,
+                    "RestrictPublicBuckets": True,
+                },
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                    ]
+                },
+                "LifecycleConfiguration": {
+                    "Rules": [
+                        {
+                            # Counted from a file's last write: a day is kept RetentionDays
+                            # after its last late event, as the raw items were.
+                            "Id": "events-retention",
+                            "Status": "Enabled",
+                            "Prefix": EVENTS_PREFIX,
+                            "ExpirationInDays": ref("RetentionDays"),
+                        },
+                        {
+                            "Id": "athena-results",
+                            "Status": "Enabled",
+                            "Prefix": ATHENA_RESULTS_PREFIX,
+                            "ExpirationInDays": ATHENA_RESULTS_DAYS,
+                        },
+                        {
+                            "Id": "abort-incomplete-uploads",
+                            "Status": "Enabled",
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                        },
+                    ]
+                },
+            },
+        },
+        "ArchiveBucketPolicy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {
+                "Bucket": ref("ArchiveBucket"),
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [tls_only]},
+            },
+        },
+    }
+
+
+def glue_columns() -> list[dict[str, str]]:
+    """The archive's columns as Glue declares them, from the files' own schema (`props` is
+    JSON text: json_extract_scalar). `site` is left out: it is the partition key (from the
+    path), and Hive forbids a column and a partition key of the same name."""
+    return [
+        {"Name": field.name, "Type": HIVE_TYPES[str(field.type)]}
+        for field in archive.SCHEMA
+        if field.name != "site"
+    ]
+
+
+def _analytics() -> dict[str, Any]:
+    """A Glue table over `events/` and an Athena workgroup (docs/deploy.md, "Athena").
+
+    Partition projection: no crawler and no partitions to add. `site` is injected (every
+    query names its site, `WHERE site = 'example.com'`), `day` is projected as a date from
+    PROJECTION_FIRST_DAY to today.
+    """
+    location = f"s3://${{ArchiveBucket}}/{EVENTS_PREFIX}"
+    return {
+        "GlueDatabase": {
+            "Type": "AWS::Glue::Database",
+            "Properties": {
+                "CatalogId": ref("AWS::AccountId"),
+                # Glue names are lower case with underscores; a stack name has hyphens.
+                "DatabaseInput": {
+                    "Name": {"Fn::Join": ["_", {"Fn::Split": ["-", ref("AWS::StackName")]}]},
+                    "Description": "Privacy-first web analytics: the Parquet event archive",
+                },
+            },
+        },
+        "GlueEventsTable": {
+            "Type": "AWS::Glue::Table",
+            "Properties": {
+                "CatalogId": ref("AWS::AccountId"),
+                "DatabaseName": ref("GlueDatabase"),
+                "TableInput": {
+                    "Name": GLUE_TABLE,
+                    "TableType": "EXTERNAL_TABLE",
+                    "PartitionKeys": [
+                        {"Name": "site", "Type": "string"},
+                        {"Name": "day", "Type": "date"},
+                    ],
+                    "Parameters": {
+                        "classification": "parquet",
+                        "EXTERNAL": "TRUE",
+                        "projection.enabled": "true",
+                        "projection.site.type": "injected",
+                        "projection.day.type": "date",
+                        "projection.day.format": "yyyy-MM-dd",
+                        "projection.day.range": f"{PROJECTION_FIRST_DAY},NOW",
+                        "projection.day.interval": "1",
+                        "projection.day.interval.unit": "DAYS",
+                        # ${!x} is a literal ${x} in Fn::Sub: Athena fills it in.
+                        "storage.location.template": sub(
+                            f"{location}site=${{!site}}/day=${{!day}}/"
+                        ),
+                    },
+                    "StorageDescriptor": {
+                        "Columns": glue_columns(),
+                        "Location": sub(location),
+                        "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                        "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                        "SerdeInfo": {
+                            "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+                        },
+                    },
+                },
+            },
+        },
+        "AthenaWorkGroup": {
+            "Type": "AWS::Athena::WorkGroup",
+            "Properties": {
+                "Name": sub("${AWS::StackName}-analytics"),
+                "Description": "Queries over the event archive; results expire after a week",
+                "RecursiveDeleteOption": True,
+                "WorkGroupConfiguration": {
+                    "EnforceWorkGroupConfiguration": True,
+                    "BytesScannedCutoffPerQuery": ATHENA_BYTES_SCANNED_CUTOFF,
+                    "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},
+                    "ResultConfiguration": {
+                        "OutputLocation": sub(f"s3://${{ArchiveBucket}}/{ATHENA_RESULTS_PREFIX}"),
+                        "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def parameters(edge: bool, defaults: Settings | None = None) -> dict[str, Any]:
+    """The stack's parameters; the day counts default to `defaults`' (the deploying settings,
+    so `PIPELINE_HOT_DAYS=14 python -m infra deploy` keeps 14 across deploys)."""
+    defaults = defaults or Settings()
+    found: dict[str, Any] = {
+        "HotDays": {
+            "Type": "Number",
+            "Default": str(defaults.hot_days),  # parameter values are text, as env values
+            "MinValue": 1,
+            "MaxValue": 365,
+            "Description": "days raw events stay in DynamoDB; closed days are read from Parquet",
+        },
+        "RetentionDays": {
+            "Type": "Number",
+            "Default": str(defaults.retention_days),
+            "MinValue": 1,
+            "Description": "days the Parquet archive keeps a day (S3 lifecycle)",
+        },
+    }
+    if edge:
+        found["OriginSecret"] = {
+            "Type": "String",
+            "NoEcho": True,
+            "MinLength": 20,
+            "Description": "sent by CloudFront as x-api-key; requests without it are refused",
+        }
+    return found
 
 
 def _stats_api_function(code: Code) -> dict[str, Any]:
@@ -361,6 +585,8 @@ def _stats_api_function(code: Code) -> dict[str, Any]:
                 "Resource": arn("SitesTable"),
                 "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["#rate#*"]}},
             },
+            # Closed days come from the Parquet archive (pipeline/store/query.py).
+            *_archive_statements(["s3:GetObject"]),
             {
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -395,13 +621,7 @@ def _stats_api_function(code: Code) -> dict[str, Any]:
                 "Role": arn("StatsApiRole"),
                 "Timeout": STATS_API_TIMEOUT_SECONDS,
                 "MemorySize": STATS_API_MEMORY_MB,
-                "Environment": {
-                    "Variables": {
-                        "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
-                        "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
-                        "PIPELINE_SITES_TABLE": ref("SitesTable"),
-                    }
-                },
+                "Environment": {"Variables": _readers_env()},
             },
         },
     }
@@ -1109,6 +1329,11 @@ def outputs(edge: bool) -> dict[str, Any]:
             "Plausible's Stats API (v2; v1 under /api/v1/stats/)",
         ),
     }
+    analytics = {
+        "GlueDatabase": output(ref("GlueDatabase"), "Glue database of the archive's table"),
+        "GlueTable": output(GLUE_TABLE, "Glue table over events/ (partition projection)"),
+        "AthenaWorkGroup": output(ref("AthenaWorkGroup"), "Athena workgroup for SQL queries"),
+    }
     return {
         **(urls if edge else {}),
         "EventsTable": output(ref("EventsTable"), "DynamoDB table of events"),
@@ -1120,33 +1345,32 @@ def outputs(edge: bool) -> dict[str, Any]:
         "DlqName": output(
             {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}, "dead-letter queue name"
         ),
+        "ArchiveBucket": output(ref("ArchiveBucket"), "S3 bucket of the Parquet event archive"),
+        **(analytics if edge else {}),
     }
 
 
-def build_template(code: Code, edge: bool = True) -> dict[str, Any]:
+def build_template(
+    code: Code, edge: bool = True, settings: Settings | None = None
+) -> dict[str, Any]:
     """The stack's CloudFormation template for the consumer package at `code`.
 
-    `edge=False` leaves out API Gateway, CloudFront and CloudWatch (the parts moto cannot
-    deploy or run): the data path alone, for emulators.
+    `edge=False` leaves out API Gateway, CloudFront, CloudWatch, Glue and Athena (the parts
+    moto cannot deploy or run): the data path and its archive bucket alone, for emulators.
     """
-    edge_resources = {**_api(), **_json_api(), **_cdn(), **_monitoring()} if edge else {}
-    parameters = {
-        "OriginSecret": {
-            "Type": "String",
-            "NoEcho": True,
-            "MinLength": 20,
-            "Description": "sent by CloudFront as x-api-key; requests without it are refused",
-        }
-    }
+    edge_resources = (
+        {**_api(), **_json_api(), **_cdn(), **_monitoring(), **_analytics()} if edge else {}
+    )
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": "Privacy-first web analytics: pixel → SQS → Lambda → DynamoDB",
-        "Parameters": parameters if edge else {},
+        "Description": "Privacy-first web analytics: pixel → SQS → Lambda → DynamoDB → S3",
+        "Parameters": parameters(edge, settings),
         "Resources": {
             "EventsTable": _table(resources.EVENTS_KEY_SCHEMA),
             "SaltsTable": _table(resources.SALTS_KEY_SCHEMA),
             "SitesTable": _table(resources.SITES_KEY_SCHEMA),
             **_queues(),
+            **_archive(),
             **_consumer(code),
             **_compactor(code),
             **_stats_api_function(code),

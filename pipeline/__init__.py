@@ -24,6 +24,7 @@ _LAZY = {
     "COLUMNS": ("pipeline.store.query", "COLUMNS"),
     "load_events": ("pipeline.store.query", "load_events"),
     "load_drops": ("pipeline.store.query", "load_drops"),
+    "query_sql": ("pipeline.stats.sql", "query_sql"),
     "settings_from_env": ("pipeline.stack", "settings_from_env"),
     "metrics": ("pipeline.stats.metrics", None),
     "anomalies": ("pipeline.stats.anomalies", None),
@@ -41,6 +42,7 @@ __all__ = [
     "load_drops",
     "load_events",
     "metrics",
+    "query_sql",
     "rollups",
     "settings_from_env",
 ]

@@ -8,6 +8,7 @@ boto3 documents them; our own names all start with `PIPELINE_`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -25,6 +26,8 @@ ENV_STACK = "PIPELINE_STACK"
 ENV_SHARDS = "PIPELINE_SHARDS"
 ENV_SPAM_LIST_URL = "PIPELINE_SPAM_LIST_URL"
 ENV_DATACENTRE_SOURCES = "PIPELINE_DATACENTRE_SOURCES"
+ENV_ARCHIVE_BUCKET = "PIPELINE_ARCHIVE_BUCKET"
+ENV_HOT_DAYS = "PIPELINE_HOT_DAYS"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
@@ -66,6 +69,12 @@ class Settings:
     # Where the data-centre address ranges are fetched from (URLs or files); () never fetches,
     # which switches the `datacentre` drop off (e.g. for a pixel proxied through a cloud server).
     datacentre_sources: tuple[str, ...] = DATACENTRE_SOURCES
+    # The S3 bucket of the columnar history: one Parquet file per site and closed UTC day
+    # (pipeline/store/archive.py), kept `retention_days`.
+    archive_bucket: str = f"{DEFAULT_PREFIX}-archive"
+    # Raw DynamoDB items live this many days (the hot window); closed days are read from the
+    # archive, so a longer window only costs storage (docs/storage.md, "Archive").
+    hot_days: int = 7
 
     def shards_for(self, site: str) -> int:
         return max(1, dict(self.shards).get(site, 1))
@@ -83,8 +92,16 @@ class Settings:
             sites_table=f"{prefix}-sites",
             queue_name=f"{prefix}-inbound",
             dlq_name=f"{prefix}-dlq",
+            archive_bucket=bucket_name(f"{prefix}-archive"),
         )
         return base.with_overrides(**overrides)
+
+
+def bucket_name(text: str) -> str:
+    """`text` as a valid S3 bucket name: lower case, only letters, digits, `-` and `.`,
+    3 to 63 characters, starting and ending with a letter or digit."""
+    name = re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.")[:63].strip("-.")
+    return name if len(name) >= 3 else f"{name}-archive".strip("-")[:63]
 
 
 def _truthy(value: str) -> bool:
@@ -120,6 +137,8 @@ def env_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Sett
         "respect_dnt": _truthy(env[ENV_RESPECT_DNT]) if env.get(ENV_RESPECT_DNT) else None,
         "shards": parse_shards(env[ENV_SHARDS]) if env.get(ENV_SHARDS) else None,
         "spam_list_url": env.get(ENV_SPAM_LIST_URL),
+        "archive_bucket": env.get(ENV_ARCHIVE_BUCKET) or None,
+        "hot_days": int(env[ENV_HOT_DAYS]) if env.get(ENV_HOT_DAYS) else None,
         "datacentre_sources": parse_sources(env[ENV_DATACENTRE_SOURCES])
         if ENV_DATACENTRE_SOURCES in env
         else None,
@@ -128,6 +147,22 @@ def env_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Sett
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
     return Settings().with_overrides(**found).with_overrides(**overrides)
+
+
+def resource_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes another process's `env_settings()` find `settings`'
+    endpoint and resources (for the servers and workers a test or the local mode starts)."""
+    names = {
+        ENV_ENDPOINT_URL: settings.endpoint_url or "",
+        ENV_EVENTS_TABLE: settings.events_table,
+        ENV_SALTS_TABLE: settings.salts_table,
+        ENV_SITES_TABLE: settings.sites_table,
+        ENV_QUEUE_NAME: settings.queue_name,
+        ENV_DLQ_NAME: settings.dlq_name,
+        ENV_ARCHIVE_BUCKET: settings.archive_bucket,
+        ENV_HOT_DAYS: str(settings.hot_days),
+    }
+    return {name: value for name, value in names.items() if value}
 
 
 def stack_to_resolve(env: Mapping[str, str] | None = None, **overrides: Any) -> str | None:

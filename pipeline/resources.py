@@ -1,4 +1,4 @@
-"""The queue, DLQ and tables, with the settings the cloud stack uses too.
+"""The queue, DLQ, tables and archive bucket, with the settings the cloud stack uses too.
 
 `create_resources` makes them on any endpoint (the emulator, or an account for a quick
 test); `infra/` declares the same values in CloudFormation from the constants below.
@@ -53,6 +53,19 @@ def _create_table(dynamodb: Any, name: str, schema: list[dict[str, str]]) -> Non
     )
 
 
+def create_bucket(s3: Any, settings: Settings) -> None:
+    """Create (or find) the archive bucket; the stack adds encryption, the public-access
+    block and lifecycle rules (infra/), which the emulator does not need."""
+    kwargs: dict[str, Any] = {"Bucket": settings.archive_bucket}
+    if settings.region != "us-east-1":  # us-east-1 refuses a location constraint of its own
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.region}
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as exc:
+        if aws.error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+
+
 def create_queues(sqs: Any, settings: Settings, visibility_timeout: int) -> tuple[str, str]:
     """Create (or find) the DLQ and the inbound queue that redrives to it; their URLs."""
     dlq_url = sqs.create_queue(
@@ -84,6 +97,7 @@ def create_resources(
         _create_table(dynamodb, settings.events_table, EVENTS_KEY_SCHEMA)
         _create_table(dynamodb, settings.salts_table, SALTS_KEY_SCHEMA)
         _create_table(dynamodb, settings.sites_table, SITES_KEY_SCHEMA)
+        create_bucket(aws.client("s3", settings), settings)
         queue_url, dlq_url = create_queues(
             aws.client("sqs", settings), settings, visibility_timeout
         )

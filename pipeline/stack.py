@@ -25,16 +25,17 @@ _RESOURCE_SETTINGS = {
     "SitesTable": "sites_table",
     "InboundQueue": "queue_name",
     "DeadLetterQueue": "dlq_name",
+    "ArchiveBucket": "archive_bucket",  # the Parquet history (pipeline/store/archive.py)
 }
 
 
 def _name(physical_id: str) -> str:
-    # A queue's physical ID is its URL; a table's is its name.
+    # A queue's physical ID is its URL; a table's and a bucket's is its name.
     return physical_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 def settings_for_stack(stack: str, settings: Settings) -> Settings:
-    """`settings` with the table and queue names that stack `stack` created."""
+    """`settings` with the table, queue and archive bucket names that stack `stack` created."""
     with aws.explained(settings, f"Stack {stack!r}"):
         try:
             found = aws.client("cloudformation", settings).describe_stack_resources(StackName=stack)
@@ -46,7 +47,12 @@ def settings_for_stack(stack: str, settings: Settings) -> Settings:
                 ) from exc
             raise
     resources = found["StackResources"]
-    physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources}
+    # moto lists the resources it cannot create (the archive's bucket policy) without an ID.
+    physical = {
+        r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+        for r in resources
+        if "LogicalResourceId" in r
+    }
     return settings.with_overrides(
         **{
             name: _name(physical[key])

@@ -115,7 +115,9 @@ class Consumer:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self._dynamodb = dynamodb or aws.client("dynamodb", settings)
+        # Every request of the consumer is built here from typed values: no client-side
+        # validation of each item's attributes (DynamoDB still validates them).
+        self._dynamodb = dynamodb or aws.client("dynamodb", settings, validate=False)
         self._clock = clock
         self.salts = SaltStore(self._dynamodb, settings.salts_table)
         self.sites = SiteRegistry(self._dynamodb, settings.sites_table)
@@ -166,7 +168,7 @@ class Consumer:
         for message_id, hit in hits:
             # A salt that could not be read (not one outside the window: that is None, and
             # gives `stale` or no `prev_visitor`) leaves the hit for redelivery.
-            if salt_days(hit) & salt_failures or registry is None:
+            if registry is None or (salt_failures and not salt_failures.isdisjoint(salt_days(hit))):
                 _fail(outcome, message_id)
                 continue
             try:
@@ -230,7 +232,9 @@ class Consumer:
             return result, drop_item(
                 hit.site, hit.received_at_ms, hit.request_id, result.reason.value
             )
-        item = event_item(result, self.settings.retention_days, self.settings.shards_for(hit.site))
+        # Raw items live only the hot window (and a day more, so the compactor has archived
+        # a closed day before they go); the Parquet archive keeps the retention.
+        item = event_item(result, self.settings.hot_days + 1, self.settings.shards_for(hit.site))
         return result, item
 
     def _registry_for(

@@ -1,9 +1,10 @@
 """Enrichment: a validated pixel message becomes a stored event, or a drop with a reason.
 
 The work is an ordered list of small pure steps (Plausible's ingestion pipeline). Each step
-takes the hit and the event built so far and returns a new event, or a `Dropped` with a
-reason from the closed set `DropReason`. The raw IP and User-Agent live only in the `Hit`
-and never reach the event.
+takes the hit and the event built so far (to read, never to change) and returns the fields it
+adds, or a `Dropped` with a reason from the closed set `DropReason`; `enrich` merges the
+fields into one dict (a copy of the whole event per step cost more than some steps). The
+raw IP and User-Agent live only in the `Hit` and never reach the event.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from pipeline.enrich import geo, referrers
@@ -111,7 +114,10 @@ class Dropped:
 
 
 Event = dict[str, Any]
-Step = Callable[[Hit, Event, "Context"], "Event | Dropped"]
+Fields = Mapping[str, Any]
+Step = Callable[[Hit, Event, "Context"], "Fields | Dropped"]
+# What a step that only checks returns when the hit passes: no field to add.
+NO_FIELDS: Fields = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class Context:
     respect_dnt: bool = False
 
 
+@lru_cache(maxsize=1024)  # a consumer sees a handful of sites, named the same way each time
 def site_of(raw: str) -> str:
     """The site a hit names, as the registry keys it (`normalize_domain`): lower-case and
     without the trailing dot of a fully qualified name, which the script sends on a page
@@ -134,8 +141,8 @@ def hit_from_message(message: PixelMessage) -> Hit:
     """The hit of a validated message. Lone surrogates (half an emoji, or a JSON `\\ud83d`
     escape in the body) leave every string here, before any parser sees one: ua-parser and
     other encoders to UTF-8 raise on them."""
-    query = {key: without_lone_surrogates(value) for key, value in message.query.items()}
-    headers = {key: without_lone_surrogates(value) for key, value in message.headers.items()}
+    query = _without_lone_surrogates(message.query)
+    headers = _without_lone_surrogates(message.headers)
     received = datetime.fromtimestamp(message.received_at_ms / 1000, tz=UTC)
     return Hit(
         request_id=message.request_id,
@@ -155,6 +162,15 @@ def hit_from_message(message: PixelMessage) -> Hit:
         ip=geo.client_ip(headers, without_lone_surrogates(message.source_ip)),
         headers=headers,
     )
+
+
+def _without_lone_surrogates(values: Mapping[str, str]) -> dict[str, str]:
+    """A copy of `values` (all strings) with every value `without_lone_surrogates`."""
+    # Nearly always all ASCII, which one test over the joined values shows (a surrogate is
+    # not ASCII): a plain copy then, not a call per value.
+    if "".join(values.values()).isascii():
+        return dict(values)
+    return {key: without_lone_surrogates(value) for key, value in values.items()}
 
 
 def hits_from_message(message: PixelMessage) -> list[Hit]:
@@ -179,33 +195,34 @@ def _nth_id(request_id: str, n: int) -> str:
     return request_id if n == 0 else f"{request_id[:60]}-d{n}"
 
 
-def drop_bad_body(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
-    return Dropped(DropReason.BAD_BODY) if hit.bad_body else event
+def drop_bad_body(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
+    return Dropped(DropReason.BAD_BODY) if hit.bad_body else NO_FIELDS
 
 
-def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def drop_do_not_track(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     opted_out = hit.headers.get("dnt") == "1" or hit.headers.get("sec-gpc") == "1"
-    return Dropped(DropReason.DO_NOT_TRACK) if ctx.respect_dnt and opted_out else event
+    return Dropped(DropReason.DO_NOT_TRACK) if ctx.respect_dnt and opted_out else NO_FIELDS
 
 
-def drop_bots(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
-    return Dropped(DropReason.BOT) if is_bot(hit.user_agent) else event
+def drop_bots(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
+    return Dropped(DropReason.BOT) if is_bot(hit.user_agent) else NO_FIELDS
 
 
-def drop_datacentres(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def drop_datacentres(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     # The client address is used here and stored nowhere: only the reason is.
-    return Dropped(DropReason.DATACENTRE) if in_datacentre(hit.ip, ctx.datacentre_ranges) else event
+    in_range = in_datacentre(hit.ip, ctx.datacentre_ranges)
+    return Dropped(DropReason.DATACENTRE) if in_range else NO_FIELDS
 
 
-def add_site(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_site(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     if not hit.site:
         return Dropped(DropReason.NO_SITE)
     if ctx.sites.get(hit.site) is None:
         return Dropped(DropReason.UNKNOWN_SITE)
-    return {**event, "site": hit.site, "ts": hit.received_at_ms, "request_id": hit.request_id}
+    return {"site": hit.site, "ts": hit.received_at_ms, "request_id": hit.request_id}
 
 
-def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_page(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     site = ctx.sites.get(hit.site)
     page = strip_url(hit.page_url, keep_query=site.query_params if site else ())
     if page is None:
@@ -213,10 +230,10 @@ def add_page(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     if site is None or not host_allowed(page.host, site.hostnames):
         return Dropped(DropReason.FOREIGN_HOST)
     utm = {name: page.utm.get(name, "") for name in UTM_FIELDS}
-    return {**event, "hostname": page.host, "path": page.path, "url": page.url, **utm}
+    return {"hostname": page.host, "path": page.path, "url": page.url, **utm}
 
 
-def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_referrer(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     ref = strip_url(hit.referrer_url, keep_route_fragment=False) if hit.referrer_url else None
     external = ref is not None and bare_host(ref.host) != bare_host(event["hostname"])
     if external and is_spam(ref.host, ctx.spam_domains):
@@ -227,18 +244,17 @@ def add_referrer(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
         referrer, source = "", referrers.source_for_utm(event["utm_source"])
     else:
         referrer, source = "", referrers.DIRECT
-    return {**event, "referrer": referrer, "referrer_source": source}
+    return {"referrer": referrer, "referrer_source": source}
 
 
-def add_name_and_props(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_name_and_props(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     name = clean(hit.name, MAX_NAME) or PAGEVIEW
-    return {**event, "name": name, "props": strip_link_props(parse_props(hit.props_json))}
+    return {"name": name, "props": strip_link_props(parse_props(hit.props_json))}
 
 
-def add_client(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_client(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     client = parse_client(hit.user_agent)
     return {
-        **event,
         "browser": client.browser,
         "browser_version": client.browser_version,
         "os": client.os,
@@ -247,15 +263,14 @@ def add_client(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     }
 
 
-def add_screen(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_screen(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     width = parse_screen_width(hit.screen_width)
-    return {**event, "screen_width": width, "screen": screen_class(width)}
+    return {"screen_width": width, "screen": screen_class(width)}
 
 
-def add_geo(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_geo(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     loc = geo.location_from_headers(hit.headers)
     return {
-        **event,
         "country": loc.country,
         "region": loc.region,
         "city": loc.city,
@@ -264,37 +279,41 @@ def add_geo(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
     }
 
 
-def add_engagement(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+def add_engagement(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     """Engaged time and scroll depth, on engagement events only (others ignore `e`/`sd`)."""
     if event.get("name") != ENGAGEMENT:
-        return event
+        return NO_FIELDS
     engaged = parse_engaged_ms(hit.engaged_ms)
     if engaged is None:
         return Dropped(DropReason.BAD_ENGAGEMENT)
     depth = parse_scroll_depth(hit.scroll_depth)
-    extra = {"engagement_ms": engaged} | ({} if depth is None else {"scroll_depth": depth})
-    return {**event, **extra}
+    return {"engagement_ms": engaged} | ({} if depth is None else {"scroll_depth": depth})
 
 
 def in_carry_over(received_at_ms: int, day: date) -> bool:
     """Whether a hit arrived within `CARRY_OVER` after the UTC midnight that began `day`: a
     visit of the day before may still be going on, so the hit is hashed under both salts."""
-    midnight = datetime.combine(day, datetime.min.time(), UTC)
-    received = datetime.fromtimestamp(received_at_ms / 1000, tz=UTC)
-    return received - midnight < CARRY_OVER
+    # In whole milliseconds since the epoch (what datetimes of these would compare, ~4x faster).
+    midnight_ms = (day.toordinal() - _EPOCH_ORDINAL) * _DAY_MS
+    return received_at_ms - midnight_ms < _CARRY_OVER_MS
 
 
-def add_visitor(hit: Hit, event: Event, ctx: Context) -> Event | Dropped:
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_MS = 86_400_000
+_CARRY_OVER_MS = CARRY_OVER // timedelta(milliseconds=1)
+
+
+def add_visitor(hit: Hit, event: Event, ctx: Context) -> Fields | Dropped:
     salt = ctx.salts.get(hit.day)
     if salt is None:
         return Dropped(DropReason.STALE)
-    event = {**event, "visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
+    fields = {"visitor": visitor_hash(salt, hit.site, hit.ip, hit.user_agent)}
     # Only hits just after midnight pay the second hash, and only while yesterday's salt is
     # still held (it is deleted on schedule all the same); "" is never stored, to keep items small.
     previous = ctx.salts.get(hit.day - timedelta(days=1))
     if previous is not None and in_carry_over(hit.received_at_ms, hit.day):
-        event["prev_visitor"] = visitor_hash(previous, hit.site, hit.ip, hit.user_agent)
-    return event
+        fields["prev_visitor"] = visitor_hash(previous, hit.site, hit.ip, hit.user_agent)
+    return fields
 
 
 STEPS: tuple[Step, ...] = (
@@ -315,13 +334,15 @@ STEPS: tuple[Step, ...] = (
 
 
 def enrich(hit: Hit, ctx: Context, steps: tuple[Step, ...] = STEPS) -> Event | Dropped:
-    """Run every step in order; the first drop ends the run."""
+    """Run every step in order, each one's fields merged into the event; the first drop ends
+    the run."""
     event: Event = {}
     for step in steps:
         result = step(hit, event, ctx)
         if isinstance(result, Dropped):
             return result
-        event = result
+        if result is not NO_FIELDS:  # a check that passed adds nothing
+            event.update(result)
     return event
 
 

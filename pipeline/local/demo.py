@@ -17,6 +17,9 @@ load ends, from the events the consumer wrote, so the first page reads rollups a
 of every raw event (reading them back through moto costs ~2 ms an item). The record is the
 compactor's own (same `rollups.compute`, `rollup_items`, marker cleared the same conditional
 way), and `compact()` afterwards would rewrite it identically (tests/local/test_demo.py).
+Likewise every settled UTC day (`compactor.settles_at`) gets its Parquet file in the emulator's
+S3 (`archive.write_day` over the recorded items, what `compactor.archive_day` reads from the
+table), so `make run` reads closed days through the archive path, as a deployed stack does.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ from pipeline.consume.worker import Worker
 from pipeline.enrich.sites import new_site, register_site
 from pipeline.ingest.contract import build_message, encode_message
 from pipeline.resources import queue_url
-from pipeline.store import rollups
-from pipeline.store.compactor import clear_marker, site_zones
+from pipeline.store import archive, rollups
+from pipeline.store.compactor import archive_record, clear_marker, settles_at, site_zones
 from pipeline.store.query import days_between, events_frame
 from pipeline.store.storage import (
     ROLLUP_PREFIX,
     BatchWriter,
     day_bounds,
+    day_of,
     dirty_days,
     event_from_item,
     event_pk,
@@ -313,6 +317,7 @@ class DemoSummary:
     dropped: int = 0
     failed: int = 0
     rolled_up: list[date] = field(default_factory=list)  # closed days whose rollup was stored
+    archived: list[date] = field(default_factory=list)  # settled UTC days whose file was written
 
 
 class RecordingWriter:
@@ -425,6 +430,36 @@ def roll_up_closed_days(
     return done
 
 
+def archive_settled_days(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    items: Mapping[tuple[str, str], Mapping[str, Any]],
+    now: datetime,
+    s3: Any = None,
+) -> list[date]:
+    """`compactor.compact`'s archiving for `site` from `items`: the file of every UTC day with
+    events that has settled by `now`, written from its items in key order (what
+    `compactor.stored_records` reads from the table). A day not settled yet is left to the
+    compactor, which archives it when the local day still marked for it closes."""
+    tz = site_zones(dynamodb, settings, {site}).get(site, "UTC")
+    by_day: dict[date, list[tuple[str, Mapping[str, Any]]]] = {}
+    for (pk, sk), item in items.items():
+        if pk.startswith(f"{site}#"):
+            by_day.setdefault(day_of(int(sk[:13])), []).append((sk, item))
+    s3 = s3 or aws.client("s3", settings)
+    done = []
+    for day in sorted(d for d in by_day if settles_at(d, tz) <= now):
+        records = [archive_record(dict(item)) for _, item in sorted(by_day[day], key=_first)]
+        archive.write_day(settings, site, day, records, s3=s3)
+        done.append(day)
+    return done
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
 def _end_of_day(ts_ms: int, now: datetime) -> datetime:
     day = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).date()
     return min(datetime.combine(day, time.max, tzinfo=UTC), now)
@@ -442,8 +477,9 @@ def load_demo(
     """Generate the demo traffic and push it through the consumer (and, for the last
     `live_minutes`, through SQS and the worker). Re-running overwrites the same events.
 
-    `roll_up`: also store the rollup of every closed day, from the events just written, when
-    the site had nothing stored before (else the compactor's schedule does it, reading all)."""
+    `roll_up`: also store the rollup of every closed day and the archive file of every settled
+    UTC day, from the events just written, when the site had nothing stored before (else the
+    compactor's schedule does it, reading all)."""
     now = now or datetime.now(UTC)
     register_site(settings, new_site(DEMO_SITE))
     consumer = Consumer(settings)
@@ -471,6 +507,7 @@ def load_demo(
         bar.update(len(live))
     if recorder is not None:
         summary.rolled_up = roll_up_closed_days(settings, dynamodb, DEMO_SITE, recorder.events, now)
+        summary.archived = archive_settled_days(settings, dynamodb, DEMO_SITE, recorder.events, now)
     return summary
 
 

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import aws
 from pipeline.config import Settings
+from pipeline.enrich.sites import SiteRegistry
 from pipeline.errors import RollupsIncomplete
 from pipeline.stack import settings_from_env
-from pipeline.store import rollups
+from pipeline.stats import metrics
+from pipeline.store import archive, narrow, rollups
 from pipeline.store.storage import (
     ROLLUP_PREFIX,
     day_bounds,
@@ -25,67 +32,12 @@ from pipeline.store.storage import (
 
 MAX_PARALLEL_QUERIES = 16
 
-COLUMNS = (
-    "ts",
-    "site",
-    "name",
-    "hostname",
-    "path",
-    "url",
-    "referrer_source",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "region",
-    "city",
-    "lat",
-    "lon",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen",
-    "screen_width",
-    "visitor",
-    "props",
-    # Issue 14. Items stored before it have none of these: "" and NaN.
-    "prev_visitor",  # hash under the previous UTC day's salt, first 31 minutes of a day only
-    "engagement_ms",  # engagement events only
-    "scroll_depth",  # engagement events only, 0..100
-)
-# Few distinct values, many rows: categoricals cut the frame's memory several times over.
-CATEGORICAL = (
-    "site",
-    "name",
-    "hostname",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country",
-    "region",
-    "city",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "screen",
-)
-_NUMERIC = ("lat", "lon", "screen_width", "engagement_ms", "scroll_depth")
-# Text columns, "" when absent, in pandas' string dtype (what `visitor` is read as), so the
-# two hashes compare and join without conversion. `prev_visitor` is "" on all but the hits of
-# a day's first 31 minutes: Arrow-backed strings store that as an offset, ~8 bytes a row (an
-# object column of "" costs ~50 by pandas' deep count, a categorical would need its categories
-# aligned with `visitor`'s mostly distinct hashes, what categoricals are worst at).
-_TEXT = ("prev_visitor",)
+# The frame's shape lives with the archive's schema (pipeline/store/archive.py), which both
+# paths of `load_events` share; these names stay importable from here.
+COLUMNS = archive.COLUMNS
+CATEGORICAL = archive.CATEGORICAL
+
+log = logging.getLogger("pipeline.store.query")
 
 TimeLike = date | datetime | str | pd.Timestamp
 
@@ -156,17 +108,65 @@ def _query_days(
 
 
 def events_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals."""
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
-    for column in _NUMERIC:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    for column in CATEGORICAL:
-        frame[column] = frame[column].astype(object).fillna("").astype("str").astype("category")
-    for column in _TEXT:
-        frame[column] = frame[column].astype(object).fillna("").astype("str")
-    frame["props"] = frame["props"].map(lambda p: p if isinstance(p, dict) else {})
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    """Stored records as the documented frame: fixed columns, UTC `ts`, categoricals, sorted
+    by time (ties by request id when the records have one, else in their order)."""
+    return archive.frame_from_table(archive.records_table(records))
+
+
+def day_sources(
+    days: list[date], today: date, archived: set[date], pending: set[date]
+) -> tuple[list[date], list[date]]:
+    """(days read from the archive, days read from DynamoDB): a day comes from its file only
+    when it has one, has closed (UTC) and no late event waits to be archived."""
+    from_archive = [d for d in days if d in archived and d < today and d not in pending]
+    return from_archive, [d for d in days if d not in set(from_archive)]
+
+
+def stale_utc_days(dirty: set[date], tz: str) -> set[date]:
+    """The UTC days that dirty local days (in zone `tz`) overlap."""
+    found: set[date] = set()
+    for day in dirty:
+        try:
+            found.update(days_between(*day_bounds(day, tz)))
+        except (ZoneInfoNotFoundError, ValueError):  # no tz database: any day it can touch
+            found |= {day - timedelta(days=1), day, day + timedelta(days=1)}
+    return found
+
+
+def _archive_plan(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    days: list[date],
+    today: date,
+    s3: Any = None,
+    stale_days: Iterable[date] | None = None,
+) -> tuple[list[date], list[date]]:
+    closed = [d for d in days if d < today]
+    if not closed:
+        return [], days  # nothing can be archived yet: no S3 request at all
+    with aws.explained(settings, f"Bucket {settings.archive_bucket!r}"):
+        archived = archive.archived_days(settings, site, closed[0], closed[-1], s3=s3)
+    if not archived:
+        return [], days  # no file in the range: no marker can change where a day comes from
+    if stale_days is not None:
+        return day_sources(days, today, archived, set(stale_days))
+    with aws.explained(settings, f"Table {settings.events_table!r}"):
+        pending = archive.pending_days(dynamodb, settings.events_table, site)
+        # A late event marks its local day dirty at once; its UTC day's file is rewritten
+        # only when the compactor runs. Until then the UTC days that local day overlaps are
+        # read from DynamoDB, the compactor's own rollup reads included.
+        near = (closed[0] - timedelta(days=1), closed[-1] + timedelta(days=1))
+        dirty = {
+            day
+            for _, day, _ in dirty_days(dynamodb, settings.events_table, site)
+            if near[0] <= day <= near[1]
+        }
+    if dirty:
+        with aws.explained(settings, f"Table {settings.sites_table!r}"):
+            entry = SiteRegistry(dynamodb, settings.sites_table).lookup({site}).get(site)
+        pending |= stale_utc_days(dirty, entry.timezone if entry else "UTC")
+    return day_sources(days, today, archived, pending)
 
 
 def load_events(
@@ -176,23 +176,102 @@ def load_events(
     *,
     settings: Settings | None = None,
     dynamodb: Any = None,
+    s3: Any = None,
+    columns: Sequence[str] | None = None,
+    filters: Mapping[str, Any] | None = None,
+    people_matching: metrics.FilterLike = None,
     page_limit: int | None = None,
+    now: TimeLike | None = None,
+    stale_days: Iterable[date] | None = None,
     **overrides: Any,
 ) -> pd.DataFrame:
     """Events of `site` with `start <= ts < end`, one row each, oldest first.
 
     `start`/`end` are dates, datetimes or ISO strings (naive means UTC). Connection settings
     come from the environment (see `pipeline.config`); `settings` or keyword overrides
-    (`endpoint_url=`, `events_table=`, ...) win. Every day is one Query, run in parallel.
+    (`endpoint_url=`, `events_table=`, ...) win. `columns` keeps only those columns (in
+    COLUMNS' order); `filters` keeps the rows whose column equals a value (`{"path": "/"}`)
+    or one of a list of values. `people_matching` (dashboard filters, as `metrics.select`
+    takes them) keeps only the events of the people who could pass them: `metrics.select`
+    of the result with those filters equals its select of every event, from far fewer rows
+    (pipeline/store/narrow.py says why).
+
+    Each UTC day comes from exactly one source: its Parquet file when it is archived, closed
+    and not pending (only the columns asked for are read, the filters pushed into the scan);
+    else DynamoDB (one Query a day and shard, in parallel). A file that cannot be read is
+    logged and its day read from DynamoDB, where its items still are while it is hot; a
+    closed day older than that is then reported missing in the log. `stale_days` (UTC) are
+    read from DynamoDB whatever the markers say, and no marker is read: the compactor's
+    reads, made after it rewrote every other day's file from the file and the items.
     """
     settings = settings or settings_from_env(**overrides)
+    archive.wanted_columns([*(columns or ()), *(filters or {})])  # unknown names: ValueError
     lo, hi = to_utc(start), to_utc(end)
+    dynamodb = dynamodb or aws.client("dynamodb", settings)
+    today = to_utc(now if now is not None else datetime.now(UTC)).date()
+    days = days_between(lo, hi)
+    # One S3 client for the listing and the reads (making one costs ~0.1 s), only when a
+    # closed day may have a file.
+    if s3 is None and days and days[0] < today:
+        s3 = aws.client("s3", settings)
+    plan = _archive_plan(settings, dynamodb, site, days, today, s3, stale_days)
+    narrowing = narrow.columns_for(people_matching)
+    # Narrowed, the files are read in two passes: the few columns that find the people, then
+    # the other columns, keeping only those people's rows as each day arrives.
+    first_read = ["ts", *narrowing] if narrowing else columns
+    fs = archive.filesystem(settings, s3) if plan[0] else None
+    tables = archive.read_tables(
+        settings, site, plan[0], lo, hi, first_read, filters=filters, fs=fs
+    )
+    readable = [day for day, table in zip(plan[0], tables, strict=True) if table is not None]
+    tables = [table for table in tables if table is not None]
+    unreadable = sorted(set(plan[0]) - set(readable))
+    _log_missing(site, unreadable, today - timedelta(days=settings.hot_days))
+    items = _hot_items(settings, dynamodb, site, sorted(plan[1] + unreadable), lo, hi, page_limit)
+    records = [event_from_item(item) for item in items]
+    if narrowing:
+        hot = archive.records_for_read(records, lo, hi, first_read, filters)
+        light = pa.concat_tables([t.select(hot.column_names) for t in [hot, *tables]])
+        mask = narrow.people_mask(light, people_matching)
+        rest = archive.read_rest(
+            settings, site, readable, tables, _split(mask, [len(hot), *map(len, tables)])[1:],
+            lo, hi, columns, filters=filters, fs=fs,
+        )  # fmt: skip
+        # From here on the filters name the people too (the hot rows, a changed file).
+        people = pc.unique(light["visitor"].filter(mask)).to_pylist()
+        filters = {**(filters or {}), "visitor": people}
+        changed = [day for day, table in zip(readable, rest, strict=True) if table is None]
+        again = archive.read_tables(
+            settings, site, changed, lo, hi, columns, filters=filters, fs=fs
+        )
+        tables = [t for t in [*rest, *again] if t is not None]
+    hot = archive.records_for_read(records, lo, hi, columns, filters)
+    return archive.frame_from_table(archive.concat([hot, *tables], columns), columns)
+
+
+def _split(mask: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """`mask` cut into consecutive parts of `sizes`."""
+    return np.split(mask, np.cumsum(sizes)[:-1])
+
+
+def _log_missing(site: str, days: Sequence[date], hot_since: date) -> None:
+    for day in days:
+        if day < hot_since:
+            log.warning("events of %s on %s are missing: archive file unreadable", site, day)
+
+
+def _hot_items(
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    days: list[date],
+    lo: datetime,
+    hi: datetime,
+    page_limit: int | None,
+) -> list[dict[str, Any]]:
     shards = range(settings.shards_for(site))
-    pks = [event_pk(site, day, shard) for day in days_between(lo, hi) for shard in shards]
-    records = [
-        event_from_item(item) for item in _query_days(settings, pks, lo, hi, dynamodb, page_limit)
-    ]
-    return events_frame(records)
+    pks = [event_pk(site, day, shard) for day in days for shard in shards]
+    return _query_days(settings, pks, lo, hi, dynamodb, page_limit) if pks else []
 
 
 def load_drops(
@@ -236,14 +315,23 @@ def _stored_rollups(
 
 
 def raw_day(
-    settings: Settings, dynamodb: Any, site: str, day: date, tz: str, with_before: bool
+    settings: Settings,
+    dynamodb: Any,
+    site: str,
+    day: date,
+    tz: str,
+    with_before: bool,
+    stale_days: Iterable[date] | None = None,
+    s3: Any = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """A local day's raw events and, for its join, the previous day's events that may share a
-    person or a visit with it (`rollups.read_before`)."""
+    person or a visit with it (`rollups.read_before`); `stale_days` as `load_events`'."""
     start, end = day_bounds(day, tz)
 
     def read(lo: datetime, hi: datetime) -> pd.DataFrame:
-        return load_events(site, lo, hi, settings=settings, dynamodb=dynamodb)
+        return load_events(
+            site, lo, hi, settings=settings, dynamodb=dynamodb, s3=s3, stale_days=stale_days
+        )
 
     events = read(start, end)
     return events, rollups.read_before(read, events, day, tz) if with_before else None

@@ -142,8 +142,13 @@ def event_item(event: Mapping[str, Any], retention_days: int, shards: int = 1) -
         "pk": {"S": event_pk(event["site"], day_of(ts), shard_of(event["request_id"], shards))},
         "sk": {"S": sort_key(ts, event["request_id"])},
         "expires_at": {"N": str(ts // 1000 + retention_days * 86400)},
-        "e": {"S": json.dumps(event, ensure_ascii=False, separators=(",", ":"))},
+        "e": {"S": _EVENT_JSON.encode(event)},
     }
+
+
+# What json.dumps(event, ensure_ascii=False, separators=(",", ":")) builds on every call: the
+# same text, without a new encoder per item.
+_EVENT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def event_from_item(item: Mapping[str, Any]) -> dict[str, Any]:

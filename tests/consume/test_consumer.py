@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -12,6 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from botocore.exceptions import ClientError, ParamValidationError
 
 from pipeline import aws, load_drops, load_events
 from pipeline.consume.consumer import Consumer
@@ -191,6 +193,27 @@ def test_an_item_dynamodb_rejects_fails_alone(settings, message_factory, sqs_rec
     outcome = Consumer(settings).process([*good, bad])
     assert outcome.failures == ["huge"]
     assert len(event_items(settings)) == 5
+
+
+def test_the_consumers_writes_skip_botocores_validation_not_dynamodbs(
+    settings, message_factory, sqs_record
+):
+    """The hot writes go without client-side validation (~4 µs an item); every other client
+    keeps it. DynamoDB still refuses a bad item (the test above runs on this client)."""
+    consumer = Consumer(settings)
+    request = {
+        "TableName": settings.events_table,
+        "Key": {"pk": {"S": "x"}, "sk": {"S": "y"}},
+        "ConsistentRead": "yes",  # not a boolean: botocore's validation refuses it
+    }
+    with pytest.raises(ParamValidationError):
+        aws.client("dynamodb", settings).get_item(**request)
+    # Sent as it is: the service's own answer (a ClientError, if it minds), not botocore's.
+    with contextlib.suppress(ClientError):
+        consumer._dynamodb.get_item(**request)
+    outcome = consumer.process([sqs_record(message_factory()) for _ in range(3)])
+    assert (outcome.stored, outcome.failures) == (3, [])
+    assert len(event_items(settings)) == 3
 
 
 def test_lambda_handler_reads_its_settings_from_the_environment(
@@ -552,3 +575,15 @@ def test_an_event_body_that_is_no_event_is_a_counted_drop_not_a_failure(settings
     today = datetime.now(UTC).date()
     drops = load_drops("-", today, today + timedelta(days=1), settings=settings)
     assert drops.to_dict() == {"bad_body": 2}
+
+
+def test_a_stored_item_expires_after_the_hot_window_not_the_retention(
+    settings, message_factory, sqs_record
+):
+    hot = settings.with_overrides(hot_days=3, retention_days=400)
+    assert Consumer(hot).process([sqs_record(message_factory(request_id="ttl-1"))]).stored == 1
+    items = aws.client("dynamodb", hot).scan(TableName=hot.events_table)["Items"]
+    (event,) = [item for item in items if item["sk"]["S"].endswith("#ttl-1")]
+    epoch_s = int(event["sk"]["S"].split("#")[0]) // 1000
+    # The hot window and a day more: the archive, not DynamoDB, keeps the retention.
+    assert int(event["expires_at"]["N"]) == epoch_s + (3 + 1) * 86400

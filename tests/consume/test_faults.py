@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import aws, load_events
+from pipeline.config import resource_env
 from pipeline.consume.consumer import Consumer
 from pipeline.consume.worker import Worker
 from pipeline.resources import queue_url
@@ -46,14 +47,7 @@ def stored(settings) -> list[str]:
 
 
 def worker_process(settings) -> subprocess.Popen:
-    env = os.environ | {
-        "AWS_ENDPOINT_URL": settings.endpoint_url,
-        "PIPELINE_EVENTS_TABLE": settings.events_table,
-        "PIPELINE_SALTS_TABLE": settings.salts_table,
-        "PIPELINE_SITES_TABLE": settings.sites_table,
-        "PIPELINE_QUEUE_NAME": settings.queue_name,
-        "PIPELINE_DLQ_NAME": settings.dlq_name,
-    }
+    env = os.environ | resource_env(settings)
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.worker", "--batch-size", "20"],
         cwd=ROOT,

@@ -19,7 +19,7 @@ import requests
 from playwright.sync_api import Browser, sync_playwright
 
 from bench.browser import CHROMIUM_ARGS, chromium_path
-from pipeline.config import Settings
+from pipeline.config import Settings, resource_env
 from pipeline.consume.consumer import Consumer
 from pipeline.ingest.contract import build_message, encode_message
 from pipeline.local.demo import DEMO_SITE, load_demo
@@ -67,15 +67,7 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
 
 def dashboard_env(settings: Settings, site: str) -> dict[str, str]:
     """The dashboard's environment for `settings` (an endpoint on moto's server), opening `site`."""
-    return os.environ | {
-        "AWS_ENDPOINT_URL": settings.endpoint_url or "",
-        "PIPELINE_EVENTS_TABLE": settings.events_table,
-        "PIPELINE_SALTS_TABLE": settings.salts_table,
-        "PIPELINE_SITES_TABLE": settings.sites_table,
-        "PIPELINE_QUEUE_NAME": settings.queue_name,
-        "PIPELINE_DLQ_NAME": settings.dlq_name,
-        "PIPELINE_SITE": site,
-    }
+    return os.environ | resource_env(settings) | {"PIPELINE_SITE": site}
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from dashboard.view import View, comparison_dates, period_dates, utc_bounds
 from pipeline import aws, load_events
 from pipeline.enrich.sites import new_site, register_site
 from pipeline.stats import metrics
-from pipeline.store import rollups
+from pipeline.store import archive, rollups
 from pipeline.store.compactor import compact
 from pipeline.store.storage import day_bounds
 from tests.store.test_rollups_zones import sessions, store
@@ -45,10 +45,11 @@ def berlin(settings, monkeypatch):
 
     def recording(service, current):
         client = original(service, current)
-        client.meta.events.register(
-            "provide-client-params.dynamodb.Query",
-            lambda params, **kwargs: queries.append(dict(params)),
-        )
+        for operation in ("dynamodb.Query", "s3.GetObject"):
+            client.meta.events.register(
+                f"provide-client-params.{operation}",
+                lambda params, **kwargs: queries.append(dict(params)),
+            )
         return client
 
     monkeypatch.setattr(aws, "client", recording)
@@ -61,10 +62,20 @@ def event_days_read(queries: list[dict]) -> set[date]:
     """The UTC days of the event partitions queried (not rollups, markers or the registry)."""
     days = set()
     for params in queries:
-        pk = params["ExpressionAttributeValues"][":pk"]["S"]
+        pk = params.get("ExpressionAttributeValues", {}).get(":pk", {}).get("S", "")
         if pk.startswith(f"{SITE}#"):
             days.add(date.fromisoformat(pk.split("#")[1]))
     return days
+
+
+def archive_days_read(queries: list[dict]) -> set[date]:
+    """The UTC days whose Parquet file was read (ranged GETs of the archive)."""
+    prefix = f"{archive.PREFIX}site={SITE}/day="
+    return {
+        date.fromisoformat(params["Key"][len(prefix) :].split("/")[0])
+        for params in queries
+        if params.get("Key", "").startswith(prefix)
+    }
 
 
 def test_the_sites_own_view_reads_no_raw_history(berlin):
@@ -86,6 +97,7 @@ def test_the_sites_own_view_reads_no_raw_history(berlin):
         day_bounds(today, ZONE)[0].date(),
         day_bounds(today, ZONE)[1].date(),
     }
+    assert archive_days_read(queries) <= {day_bounds(today, ZONE)[0].date()}  # no history
     assert {f.source for f in found.values()} == {"daily rollups"}
     assert set(found) == {"day", "week", "month"}
 
@@ -122,7 +134,10 @@ def test_another_zone_reads_raw_events_and_says_so(berlin):
     pd.testing.assert_frame_equal(
         data.breakdown("country"), metrics.breakdown(raw, "country"), check_dtype=False
     )
-    assert min(event_days_read(queries)) == first  # raw history was read, as it must be
+    # Raw history was read, as it must be: closed days from their Parquet files, the rest
+    # from DynamoDB.
+    assert archive_days_read(queries)
+    assert min(event_days_read(queries) | archive_days_read(queries)) == first
     note = zone_note(view, ZONE)
     assert "UTC" in note and "raw events" in note and ZONE in note
     assert zone_note(View(site=SITE, tz=ZONE), ZONE) == ""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import date
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.enrich.geo import client_ip, location_from_headers
 from pipeline.enrich.salts import visitor_hash
@@ -241,6 +244,32 @@ def test_odd_screen_widths_are_unknown(raw):
 )
 def test_client_ip(address, source, expected):
     assert client_ip({"cloudfront-viewer-address": address}, source) == expected
+
+
+def _reference_ip(text: str) -> str:
+    """What the client address was before the dotted-quad shortcut: ipaddress's own text."""
+    try:
+        return str(ipaddress.ip_address(text.strip().strip("[]")))
+    except ValueError:
+        return ""
+
+
+# Dotted numbers near every edge of the shortcut's pattern: 255/256, leading zeros, too few
+# or too many parts, non-ASCII digits, spaces and brackets around, newlines after.
+_OCTET = st.one_of(
+    st.integers(0, 300).map(str),
+    st.integers(0, 99).map(lambda n: f"0{n}"),
+    st.sampled_from(["", "٣", "1 ", "+1", "0x1", "2555"]),
+)
+
+
+@given(
+    st.lists(_OCTET, min_size=1, max_size=6).map(".".join),
+    st.sampled_from(["{}", " {} ", "[{}]", "{}\n", "{}:443"]),
+)
+def test_client_ip_text_is_ipaddress_text(address, shape):
+    text = shape.format(address)
+    assert client_ip({}, text) == _reference_ip(text)
 
 
 def test_location_rejects_malformed_values():

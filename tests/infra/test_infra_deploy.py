@@ -77,16 +77,40 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         "pipeline.consume.consumer.handler",
         30,
     )
-    assert function["Environment"]["Variables"] == {
+
+    def text_env(described: dict) -> dict[str, str]:
+        # moto hands a Number parameter given outright (HotDays, RetentionDays: the deploy
+        # passes the settings' values) to the function as an int; Lambda's environment is text.
+        return {k: str(v) for k, v in described["Environment"]["Variables"].items()}
+
+    assert text_env(function) == {
         "PIPELINE_EVENTS_TABLE": found.events_table,
         "PIPELINE_SALTS_TABLE": found.salts_table,
         "PIPELINE_SITES_TABLE": found.sites_table,
+        "PIPELINE_HOT_DAYS": "7",  # Settings().hot_days
+        "PIPELINE_RETENTION_DAYS": "400",
     }
     compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
     assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.store.compactor.handler", 300)
+    readers_env = text_env(function) | {"PIPELINE_ARCHIVE_BUCKET": found.archive_bucket}
+    assert text_env(compactor) == readers_env
     stats_api = lam.get_function_configuration(FunctionName=f"{target.stack}-stats-api")
     assert stats_api["Handler"] == "pipeline.api.app.lambda_handler"
-    assert stats_api["Environment"]["Variables"] == function["Environment"]["Variables"]
+    assert text_env(stats_api) == readers_env
+
+    # The archive: created by the stack, named from it, encrypted; the functions' settings
+    # (from the stack alone) write and read it.
+    assert found.archive_bucket.startswith(f"{target.stack}-archivebucket")
+    s3 = aws.client("s3", found)
+    rule = s3.get_bucket_encryption(Bucket=found.archive_bucket)[
+        "ServerSideEncryptionConfiguration"
+    ]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # moto's CloudFormation applies neither the lifecycle rules, the public access block nor
+    # the bucket policy: test_infra_template.py checks them.
+    s3.put_object(
+        Bucket=found.archive_bucket, Key="events/site=a.example/day=2026-01-01/x", Body=b"1"
+    )
     (mapping,) = lam.list_event_source_mappings(FunctionName=f"{target.stack}-consumer")[
         "EventSourceMappings"
     ]
@@ -108,11 +132,15 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         for s in cfn.list_stacks()["StackSummaries"]
         if s["StackName"] == target.stack and s["StackStatus"] != "DELETE_COMPLETE"
     ]
-    assert not [
-        b
+    # The artifacts are gone; the archive (DeletionPolicy Retain) and its files are kept.
+    left = [
+        b["Name"]
         for b in aws.client("s3", target.settings).list_buckets()["Buckets"]
         if b["Name"].startswith(target.stack)
     ]
+    assert left == [found.archive_bucket]
+    assert said[-1].startswith(f"Kept the archive bucket {found.archive_bucket} ")
+    assert s3.list_objects_v2(Bucket=found.archive_bucket)["KeyCount"] == 1
 
 
 def test_a_stack_in_rollback_complete_gets_one_sentence_and_the_fix(target, monkeypatch):

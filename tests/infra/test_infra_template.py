@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from datetime import date
 
 import pytest
 from cfnlint.api import ManualArgs, lint
@@ -20,6 +21,7 @@ from infra.template import (
 )
 from pipeline import resources
 from pipeline.ingest import tracker
+from pipeline.store import archive
 
 CODE = Code(
     bucket="analytics-artifacts-123456789012-us-east-1",
@@ -232,8 +234,10 @@ def test_compactor_runs_on_a_schedule_with_only_the_rights_it_needs(template):
         (s["Resource"]["Fn::GetAtt"][0], a)
         for s in _statements(template, "CompactorRole")
         for a in s["Action"]
+        if "Fn::GetAtt" in s["Resource"]
     }
     assert rights == {
+        ("ArchiveBucket", "s3:ListBucket"),  # events/ only (test_archive_rights_are_...)
         ("EventsTable", "dynamodb:Query"),
         ("EventsTable", "dynamodb:BatchWriteItem"),
         ("EventsTable", "dynamodb:DeleteItem"),
@@ -346,9 +350,12 @@ def test_stats_api_role_reads_and_only_counts_requests(template):
         (s["Resource"]["Fn::GetAtt"][0], a, json.dumps(s.get("Condition", {})))
         for s in statements
         for a in s["Action"]
+        if "Fn::GetAtt" in s["Resource"]
     }
+    events_only = json.dumps({"StringLike": {"s3:prefix": ["events/*"]}})
     rate_only = json.dumps({"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["#rate#*"]}})
     assert rights == {
+        ("ArchiveBucket", "s3:ListBucket", events_only),
         ("EventsTable", "dynamodb:Query", "{}"),
         ("EventsTable", "dynamodb:GetItem", "{}"),
         ("SitesTable", "dynamodb:GetItem", "{}"),
@@ -403,3 +410,164 @@ def test_the_new_endpoints_are_in_the_outputs_and_alarmed(template):
 def test_the_data_path_only_stack_has_the_function_but_no_gateway():
     resources_ = build_template(CODE, edge=False)["Resources"]
     assert "StatsApiFunction" in resources_ and "JsonApi" not in resources_
+
+
+# ---- issue 16: the Parquet archive, Glue and Athena ------------------------------------------
+
+
+def _object_rights(template: dict, role: str) -> set[tuple[str, str]]:
+    """(resource pattern, action) of a role's statements on objects (Fn::Sub resources)."""
+    return {
+        (s["Resource"]["Fn::Sub"], a)
+        for s in _statements(template, role)
+        if "Fn::Sub" in s["Resource"]
+        for a in s["Action"]
+    }
+
+
+def test_the_archive_bucket_is_private_encrypted_tls_only_and_expires_by_prefix(template):
+    bucket = resource(template, "ArchiveBucket")
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    rules = {r["Id"]: r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert (rules["events-retention"]["Prefix"], rules["events-retention"]["ExpirationInDays"]) == (
+        archive.PREFIX,
+        {"Ref": "RetentionDays"},
+    )
+    assert (rules["athena-results"]["Prefix"], rules["athena-results"]["ExpirationInDays"]) == (
+        "athena-results/",
+        7,
+    )
+    assert all(r["Status"] == "Enabled" for r in rules.values())
+    # The only copy of closed days: a deleted stack or a replaced bucket keeps it.
+    raw = template["Resources"]["ArchiveBucket"]
+    assert raw["DeletionPolicy"] == raw["UpdateReplacePolicy"] == "Retain"
+    (statement,) = resource(template, "ArchiveBucketPolicy")["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "s3:*",
+    )
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["ArchiveBucket", "Arn"]},
+        {"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+    ]
+
+
+def test_the_retention_and_hot_window_are_stack_parameters_with_the_settings_defaults(template):
+    from pipeline.config import Settings
+
+    parameters = template["Parameters"]
+    assert int(parameters["HotDays"]["Default"]) == Settings().hot_days == 7
+    assert int(parameters["RetentionDays"]["Default"]) == Settings().retention_days
+    assert parameters["HotDays"]["Type"] == parameters["RetentionDays"]["Type"] == "Number"
+    data_path = build_template(CODE, edge=False)["Parameters"]
+    assert set(data_path) == {"HotDays", "RetentionDays"}  # no OriginSecret without CloudFront
+    chosen = build_template(CODE, settings=Settings(hot_days=14, retention_days=800))
+    assert chosen["Parameters"]["HotDays"]["Default"] == "14"
+    assert chosen["Parameters"]["RetentionDays"]["Default"] == "800"
+    consumer = resource(template, "ConsumerFunction")["Environment"]["Variables"]
+    assert consumer["PIPELINE_HOT_DAYS"] == {"Ref": "HotDays"}
+    assert "PIPELINE_ARCHIVE_BUCKET" not in consumer  # it never touches S3
+    for name in ("CompactorFunction", "StatsApiFunction"):
+        env = resource(template, name)["Environment"]["Variables"]
+        assert env["PIPELINE_ARCHIVE_BUCKET"] == {"Ref": "ArchiveBucket"}
+        assert (env["PIPELINE_HOT_DAYS"], env["PIPELINE_RETENTION_DAYS"]) == (
+            {"Ref": "HotDays"},
+            {"Ref": "RetentionDays"},
+        )
+
+
+def test_archive_rights_are_limited_to_the_events_prefix(template):
+    objects = "${ArchiveBucket.Arn}/" + archive.PREFIX + "*"
+    assert _object_rights(template, "CompactorRole") == {
+        (objects, "s3:GetObject"),
+        (objects, "s3:PutObject"),
+        (objects, "s3:DeleteObject"),
+    }
+    assert _object_rights(template, "StatsApiRole") == {(objects, "s3:GetObject")}
+    assert _object_rights(template, "ConsumerRole") == set()
+    for role in ("CompactorRole", "StatsApiRole"):
+        (listing,) = [s for s in _statements(template, role) if "s3:ListBucket" in s["Action"]]
+        assert listing["Condition"] == {"StringLike": {"s3:prefix": [archive.PREFIX + "*"]}}
+    # athena-results/ and anything else in the bucket stay out of reach of both functions.
+    text = json.dumps([_statements(template, r) for r in ("CompactorRole", "StatsApiRole")])
+    assert "athena-results" not in text and '"s3:*"' not in text
+
+
+def test_glue_table_projects_site_and_day_over_the_archives_files(template):
+    table = resource(template, "GlueEventsTable")["TableInput"]
+    assert resource(template, "GlueEventsTable")["DatabaseName"] == {"Ref": "GlueDatabase"}
+    assert table["PartitionKeys"] == [
+        {"Name": "site", "Type": "string"},
+        {"Name": "day", "Type": "date"},
+    ]
+    params = table["Parameters"]
+    assert params["projection.enabled"] == "true"
+    assert params["projection.site.type"] == "injected"
+    assert (params["projection.day.type"], params["projection.day.format"]) == (
+        "date",
+        "yyyy-MM-dd",
+    )
+    assert params["projection.day.range"].endswith(",NOW")
+    # The template fills in the bucket; Athena fills in ${site} and ${day}. The result is the
+    # folder of archive.object_key's file.
+    location = params["storage.location.template"]["Fn::Sub"]
+    filled = location.replace("${ArchiveBucket}", "bucket").replace("${!site}", "example.com")
+    key = archive.object_key("example.com", date(2026, 3, 1))
+    assert filled.replace("${!day}", "2026-03-01") == f"s3://bucket/{key.rsplit('/', 1)[0]}/"
+    storage = table["StorageDescriptor"]
+    assert storage["Location"] == {"Fn::Sub": "s3://${ArchiveBucket}/" + archive.PREFIX}
+    assert storage["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+    assert "Parquet" in storage["InputFormat"]
+
+
+def test_glue_columns_are_the_files_columns_with_their_types(template, tmp_path):
+    import pyarrow.parquet as pq
+
+    columns = resource(template, "GlueEventsTable")["TableInput"]["StorageDescriptor"]["Columns"]
+    written = tmp_path / "day.parquet"
+    written.write_bytes(archive.table_bytes(archive.records_table([])))
+    schema = pq.read_schema(written)  # what Athena reads: the file's own schema
+    hive = {"timestamp[ms, tz=UTC]": "timestamp", "double": "double", "int64": "bigint", "string": "string"}  # fmt: skip
+    # Every data column but `site` (the partition key, from the path), in the file's order.
+    assert [(c["Name"], c["Type"]) for c in columns] == [
+        (f.name, hive[str(f.type)]) for f in schema if f.name != "site"
+    ]
+    assert {"request_id", "ts", "visitor", "props"} <= {c["Name"] for c in columns}
+    assert {c["Name"]: c["Type"] for c in columns}["props"] == "string"  # JSON text
+
+
+def test_athena_workgroup_writes_encrypted_results_under_their_own_prefix(template):
+    group = resource(template, "AthenaWorkGroup")
+    config = group["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["ResultConfiguration"]["OutputLocation"] == {
+        "Fn::Sub": "s3://${ArchiveBucket}/athena-results/"
+    }
+    assert config["ResultConfiguration"]["EncryptionConfiguration"] == {
+        "EncryptionOption": "SSE_S3"
+    }
+    assert 0 < config["BytesScannedCutoffPerQuery"] <= 100 * 1024**3  # a runaway query is capped
+    assert group["RecursiveDeleteOption"] is True
+    assert "Trino" in json.dumps(config) or "engine version 3" in json.dumps(config)
+
+
+def test_the_archive_is_in_the_outputs_and_the_data_path_stack(template):
+    assert {"ArchiveBucket", "GlueDatabase", "GlueTable", "AthenaWorkGroup"} <= set(
+        template["Outputs"]
+    )
+    data_path = build_template(CODE, edge=False)
+    assert {"ArchiveBucket", "ArchiveBucketPolicy"} <= set(data_path["Resources"])
+    assert "GlueEventsTable" not in data_path["Resources"]  # moto cannot deploy Glue or Athena
+    assert "ArchiveBucket" in data_path["Outputs"] and "GlueTable" not in data_path["Outputs"]
+
+
+def test_cfn_lint_catches_a_glue_table_without_its_storage(template):
+    broken = copy.deepcopy(template)
+    del broken["Resources"]["GlueEventsTable"]["Properties"]["DatabaseName"]
+    assert any("DatabaseName" in error for error in lint_errors(broken))

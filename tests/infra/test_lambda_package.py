@@ -39,6 +39,7 @@ def lambda_environment(clean: Path, settings) -> dict[str, str]:
         "PIPELINE_EVENTS_TABLE": settings.events_table,
         "PIPELINE_SALTS_TABLE": settings.salts_table,
         "PIPELINE_SITES_TABLE": settings.sites_table,
+        "PIPELINE_ARCHIVE_BUCKET": settings.archive_bucket,  # as the stack sets it (readers)
     }
 
 
@@ -56,7 +57,10 @@ def test_package_holds_the_consumer_and_its_dependencies_only(built):
     assert any(n.startswith("ua_parser/") for n in names) and any(
         n.startswith("crawlerdetect/") for n in names
     )
-    assert not any(n.startswith(("pandas/", "streamlit/", "moto/", "boto3/")) for n in names)
+    assert any(n.startswith("re2/") for n in names)  # the bot patterns' linear-time engine
+    assert not any(
+        n.startswith(("pandas/", "streamlit/", "moto/", "boto3/", "pyarrow/")) for n in names
+    )
 
 
 def test_the_same_inputs_build_the_same_bytes(built, tmp_path):
@@ -113,7 +117,9 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
     package.build(archive, platform=None, function="compactor")
     names = zipfile.ZipFile(archive).namelist()
     assert "pipeline/store/compactor.py" in names and any(n.startswith("pandas/") for n in names)
-    assert not any(n.startswith(("streamlit/", "moto/", "pyarrow/")) for n in names)
+    # pyarrow writes the archive's Parquet files (pipeline/store/archive.py).
+    assert "pipeline/store/archive.py" in names and "pyarrow/parquet/core.py" in names
+    assert not any(n.startswith(("streamlit/", "moto/", "duckdb/")) for n in names)
     clean = tmp_path / "lambda"
     zipfile.ZipFile(archive).extractall(clean)
     yesterday = datetime.now(UTC) - timedelta(days=1)
@@ -149,6 +155,18 @@ def test_unzipped_compactor_rolls_up_a_closed_day_in_moto(
         "example.com", yesterday.date(), yesterday.date(), settings=server_settings
     )
     assert day["summary"]["pageviews"] == 1
+    # ...and wrote the closed UTC day's Parquet file with the pruned package's pyarrow.
+    from pipeline.store import archive as parquet_archive
+
+    body = (
+        aws.client("s3", server_settings)
+        .get_object(
+            Bucket=server_settings.archive_bucket,
+            Key=parquet_archive.object_key("example.com", yesterday.date()),
+        )["Body"]
+        .read()
+    )
+    assert body[:4] == b"PAR1" and body[-4:] == b"PAR1"
 
 
 RUN_STATS_API = """
@@ -190,7 +208,7 @@ def test_unzipped_stats_api_answers_a_query_from_moto(
     names = zipfile.ZipFile(archive).namelist()
     assert {"pipeline/api/app.py", "pipeline/api/keys.py", "pipeline/api/v2.py"} <= set(names)
     assert any(n.startswith("pycountry/") for n in names) and digest
-    assert not any(n.startswith(("streamlit/", "moto/", "pyarrow/", "dashboard/")) for n in names)
+    assert not any(n.startswith(("streamlit/", "moto/", "duckdb/", "dashboard/")) for n in names)
     clean = tmp_path / "lambda"
     zipfile.ZipFile(archive).extractall(clean)
 
@@ -221,3 +239,42 @@ def test_unzipped_stats_api_answers_a_query_from_moto(
     ] == [2, 3]  # fmt: skip
     assert (refused["statusCode"], refused["isBase64Encoded"]) == (401, False)
     assert key not in result.stderr and "203.0.113.7" not in result.stderr
+
+
+def test_the_readers_package_for_lambda_fits_in_250_mb_unzipped(tmp_path):
+    """The real arm64 build (pip downloads the aarch64 wheels): pyarrow, pandas and numpy
+    together exceed Lambda's limit unless package.EXCLUDED leaves out what nothing imports."""
+    archive = tmp_path / "readers-arm64.zip"
+    package.build(archive, function="compactor")
+    names = zipfile.ZipFile(archive).namelist()
+    assert any(n.startswith("pyarrow/libparquet.so") for n in names)
+    assert any(n.startswith("pyarrow/_dataset_parquet.cpython-313-aarch64") for n in names)
+    assert any(n.startswith("pyarrow/_s3fs.") for n in names)
+    assert not any(package.EXCLUDED.search(n) for n in names)
+    assert not any("/tests/" in n or n.startswith("pyarrow/include/") for n in names)
+    size = package.unzipped_size(archive)
+    print(f"readers' package: {archive.stat().st_size:,} bytes zipped, {size:,} unzipped")
+    assert size <= package.UNZIPPED_LIMIT_BYTES == 250 * 1024 * 1024
+
+
+def test_the_exclusions_drop_only_what_nothing_imports():
+    kept = [
+        "pyarrow/libarrow_python.so.2600",
+        "pyarrow/libarrow_substrait.so.2600",  # every pyarrow extension links it
+        "pyarrow/_dataset_parquet.cpython-313-aarch64-linux-gnu.so",
+        "pandas/_testing/__init__.py",  # imported by pandas itself
+        "pycountry/databases/iso3166-1.json",
+        "pipeline/store/archive.py",
+    ]
+    dropped = [
+        "pandas/tests/frame/test_api.py",
+        "pyarrow/include/arrow/api.h",
+        "pyarrow/libarrow_flight.so.2600",
+        "pyarrow/_flight.cpython-313-aarch64-linux-gnu.so",
+        "pyarrow/libarrow_python.so",
+        "pyarrow/libarrow_python.so.2600.1.0",
+        "pyarrow/lib.pxd",
+        "pycountry/locales/de/LC_MESSAGES/iso3166-1.mo",
+    ]
+    assert [n for n in kept if package.EXCLUDED.search(n)] == []
+    assert [n for n in dropped if not package.EXCLUDED.search(n)] == []

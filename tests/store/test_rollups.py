@@ -14,7 +14,7 @@ from pipeline import aws, load_events
 from pipeline.consume.consumer import Consumer
 from pipeline.local.demo import DEMO_SITE, load_demo
 from pipeline.stats import metrics
-from pipeline.store import rollups
+from pipeline.store import archive, rollups
 from pipeline.store.compactor import compact
 from pipeline.store.query import load_rollups
 from pipeline.store.storage import DIRTY_PK, ROLLUP_PREFIX, event_pk
@@ -143,10 +143,14 @@ def test_rollups_outlive_raw_events(loaded):
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": event_pk(DEMO_SITE, day)}},
     )["Items"]
-    for item in items:  # as TTL would, once the retention has passed
+    for item in items:  # as TTL would, once the hot window has passed
         dynamodb.delete_item(
             TableName=loaded.events_table, Key={"pk": item["pk"], "sk": item["sk"]}
         )
+    # ... and the bucket's lifecycle rule, once the retention has passed
+    aws.client("s3", loaded).delete_object(
+        Bucket=loaded.archive_bucket, Key=archive.object_key(DEMO_SITE, day)
+    )
     assert raw_events(loaded, day, day).empty
     assert rollups.summary(
         load_rollups(DEMO_SITE, day, day, settings=loaded, now=NOW)
