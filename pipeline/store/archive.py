@@ -54,6 +54,7 @@ from pyarrow import fs as pafs
 from pipeline import aws
 from pipeline.config import ENV_ARCHIVE_BUCKET, Settings
 from pipeline.errors import MissingResource
+from pipeline.store.storage import clear_mark, marker_item, markers
 
 log = logging.getLogger("pipeline.store.archive")
 
@@ -288,37 +289,14 @@ def archived_days(
 
 def mark_pending(dynamodb: Any, table: str, site: str, day: date, marked_at_ms: int) -> None:
     """Note that (site, UTC day)'s file is older than its items."""
-    dynamodb.put_item(
-        TableName=table,
-        Item={
-            "pk": {"S": PENDING_PK},
-            "sk": {"S": f"{site}#{day.isoformat()}"},
-            "marked_at": {"N": str(marked_at_ms)},
-        },
-    )
+    dynamodb.put_item(TableName=table, Item=marker_item(site, day, marked_at_ms, PENDING_PK))
 
 
 def pending_marks(
     dynamodb: Any, table: str, site: str | None = None
 ) -> list[tuple[str, date, str]]:
     """(site, UTC day, marked_at) of every pending marker, or of one site's."""
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :site)" if site else ""),
-        "ExpressionAttributeValues": {
-            ":pk": {"S": PENDING_PK},
-            **({":site": {"S": f"{site}#"}} if site else {}),
-        },
-    }
-    found = []
-    while True:
-        page = dynamodb.query(**kwargs)
-        for item in page.get("Items", []):
-            marked_site, marked_day = item["sk"]["S"].rsplit("#", 1)
-            found.append((marked_site, date.fromisoformat(marked_day), item["marked_at"]["N"]))
-        if "LastEvaluatedKey" not in page:
-            return found
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return markers(dynamodb, table, PENDING_PK, site)
 
 
 def pending_days(dynamodb: Any, table: str, site: str) -> set[date]:
@@ -329,16 +307,7 @@ def pending_days(dynamodb: Any, table: str, site: str) -> set[date]:
 def clear_pending(dynamodb: Any, table: str, site: str, day: date, marked_at: str) -> None:
     """Remove a marker unless a late event re-marked the day meanwhile (then the next
     compactor run rewrites the file again)."""
-    try:
-        dynamodb.delete_item(
-            TableName=table,
-            Key={"pk": {"S": PENDING_PK}, "sk": {"S": f"{site}#{day.isoformat()}"}},
-            ConditionExpression="marked_at = :m",
-            ExpressionAttributeValues={":m": {"N": marked_at}},
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) != "ConditionalCheckFailedException":
-            raise
+    clear_mark(dynamodb, table, PENDING_PK, site, day, marked_at)
 
 
 # ---- reading ----

@@ -50,6 +50,7 @@ from pipeline.store.query import days_between, query_partition, raw_day
 from pipeline.store.storage import (
     DIRTY_PK,
     BatchWriter,
+    clear_mark,
     day_bounds,
     dirty_days,
     event_from_item,
@@ -93,17 +94,9 @@ def compact_day(
 
 
 def clear_marker(dynamodb: Any, table: str, site: str, day: date, marked_at: str) -> None:
-    try:
-        dynamodb.delete_item(
-            TableName=table,
-            Key={"pk": {"S": DIRTY_PK}, "sk": {"S": f"{site}#{day.isoformat()}"}},
-            ConditionExpression="marked_at = :m",
-            ExpressionAttributeValues={":m": {"N": marked_at}},
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) != "ConditionalCheckFailedException":
-            raise
-        # Re-marked by a late event while we computed: the next run recomputes it.
+    """Clear a rollup marker, unless a late event re-marked the day while we computed (the
+    next run recomputes it)."""
+    clear_mark(dynamodb, table, DIRTY_PK, site, day, marked_at)
 
 
 def compact(

@@ -99,13 +99,19 @@ def days_to_mark(epoch_ms: int, tz: str) -> set[date]:
     return {day, day + timedelta(days=1)} if shares or near else {day}
 
 
-def dirty_item(site: str, day: date, marked_at_ms: int) -> dict[str, Any]:
-    """A marker that (site, local day) got events since its rollup was computed."""
+def marker_item(site: str, day: date, marked_at_ms: int, pk: str = DIRTY_PK) -> dict[str, Any]:
+    """A marker in partition `pk` that (site, day) needs work: by default, that the local day
+    got events since its rollup was computed (the archive's pending markers use their own)."""
     return {
-        "pk": {"S": DIRTY_PK},
+        "pk": {"S": pk},
         "sk": {"S": f"{site}#{day.isoformat()}"},
         "marked_at": {"N": str(marked_at_ms)},
     }
+
+
+def dirty_item(site: str, day: date, marked_at_ms: int) -> dict[str, Any]:
+    """A marker that (site, local day) got events since its rollup was computed."""
+    return marker_item(site, day, marked_at_ms)
 
 
 def rollup_items(
@@ -243,13 +249,15 @@ class BatchWriter:
         return failed
 
 
-def dirty_days(dynamodb: Any, table: str, site: str | None = None) -> list[tuple[str, date, str]]:
-    """(site, day, marked_at) of every marker, or of one site's."""
+def markers(
+    dynamodb: Any, table: str, pk: str, site: str | None = None
+) -> list[tuple[str, date, str]]:
+    """(site, day, marked_at) of every marker in partition `pk`, or of one site's."""
     kwargs: dict[str, Any] = {
         "TableName": table,
         "KeyConditionExpression": "pk = :pk" + (" AND begins_with(sk, :site)" if site else ""),
         "ExpressionAttributeValues": {
-            ":pk": {"S": DIRTY_PK},
+            ":pk": {"S": pk},
             **({":site": {"S": f"{site}#"}} if site else {}),
         },
     }
@@ -262,6 +270,26 @@ def dirty_days(dynamodb: Any, table: str, site: str | None = None) -> list[tuple
         if "LastEvaluatedKey" not in page:
             return found
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def dirty_days(dynamodb: Any, table: str, site: str | None = None) -> list[tuple[str, date, str]]:
+    """(site, day, marked_at) of every rollup marker, or of one site's."""
+    return markers(dynamodb, table, DIRTY_PK, site)
+
+
+def clear_mark(dynamodb: Any, table: str, pk: str, site: str, day: date, marked_at: str) -> None:
+    """Remove a marker unless it was marked again meanwhile (a late event while the work was
+    done: then the next run does it again)."""
+    try:
+        dynamodb.delete_item(
+            TableName=table,
+            Key={"pk": {"S": pk}, "sk": {"S": f"{site}#{day.isoformat()}"}},
+            ConditionExpression="marked_at = :m",
+            ExpressionAttributeValues={":m": {"N": marked_at}},
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 def mark_rolled_up_days(dynamodb: Any, table: str, site: str, marked_at_ms: int) -> int:
