@@ -21,6 +21,7 @@ from dashboard.data import (
 from dashboard.format import md_escape
 from dashboard.navigation import pages
 from dashboard.tables import dimension_values, filter_chips, property_keys, value_label
+from dashboard.unsubscribe import answer_unsubscribe
 from dashboard.view import (
     COMPARISONS,
     FILTER_DIMENSIONS,
@@ -85,6 +86,8 @@ def follow_site_timezone() -> None:
 
 
 apply_secrets()
+# A report's unsubscribe link works without logging in: it carries its own secret token.
+answer_unsubscribe()
 # The gate comes before any data is read; the demo and local emulators are open.
 require_access(is_demo=not aws_configured())
 

@@ -28,6 +28,8 @@ ENV_SPAM_LIST_URL = "PIPELINE_SPAM_LIST_URL"
 ENV_DATACENTRE_SOURCES = "PIPELINE_DATACENTRE_SOURCES"
 ENV_ARCHIVE_BUCKET = "PIPELINE_ARCHIVE_BUCKET"
 ENV_HOT_DAYS = "PIPELINE_HOT_DAYS"
+ENV_REPORT_SENDER = "PIPELINE_REPORT_SENDER"
+ENV_DASHBOARD_URL = "PIPELINE_DASHBOARD_URL"
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_PREFIX = "analytics"
@@ -75,6 +77,12 @@ class Settings:
     # Raw DynamoDB items live this many days (the hot window); closed days are read from the
     # archive, so a longer window only costs storage (docs/storage.md, "Archive").
     hot_days: int = 7
+    # The SES-verified address reports and traffic notifications are sent from; "" sends none
+    # (pipeline/ops/reports.py).
+    report_sender: str = ""
+    # Where the dashboard is served (https://analytics.example.com/): the base of the links in
+    # reports, share links and unsubscribe links; "" leaves links out.
+    dashboard_url: str = ""
 
     def shards_for(self, site: str) -> int:
         return max(1, dict(self.shards).get(site, 1))
@@ -139,6 +147,8 @@ def env_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Sett
         "spam_list_url": env.get(ENV_SPAM_LIST_URL),
         "archive_bucket": env.get(ENV_ARCHIVE_BUCKET) or None,
         "hot_days": int(env[ENV_HOT_DAYS]) if env.get(ENV_HOT_DAYS) else None,
+        "report_sender": env.get(ENV_REPORT_SENDER) or None,
+        "dashboard_url": env.get(ENV_DASHBOARD_URL) or None,
         "datacentre_sources": parse_sources(env[ENV_DATACENTRE_SOURCES])
         if ENV_DATACENTRE_SOURCES in env
         else None,
@@ -161,6 +171,8 @@ def resource_env(settings: Settings) -> dict[str, str]:
         ENV_DLQ_NAME: settings.dlq_name,
         ENV_ARCHIVE_BUCKET: settings.archive_bucket,
         ENV_HOT_DAYS: str(settings.hot_days),
+        ENV_REPORT_SENDER: settings.report_sender,
+        ENV_DASHBOARD_URL: settings.dashboard_url,
     }
     return {name: value for name, value in names.items() if value}
 

@@ -20,6 +20,9 @@ registered site is counted within that time.
     python -m pipeline.sites list
     python -m pipeline.sites remove example.com
     python -m pipeline.sites key create|list|revoke example.com [--name CI] [PREFIX]
+    python -m pipeline.sites report add|list|remove example.com [EMAIL] [--weekly] ...
+    python -m pipeline.sites share create|list|revoke example.com ...
+    python -m pipeline.sites access add|list|remove example.com [EMAIL]
 
 `key` manages the site's Stats API keys (`pipeline.api.keys`: stored only as hashes, in this
 table, beside the sites).
@@ -296,6 +299,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     revoke = key_commands.add_parser("revoke", help="delete a key (refused within a minute)")
     revoke.add_argument("domain")
     revoke.add_argument("prefix", help="the key's first characters, as `key list` shows them")
+    # Imported here: the consumer's package, which imports this module, ships without them.
+    from pipeline.ops import recipients, shares
+
+    recipients.add_parser(commands)
+    shares.add_parsers(commands)
     return parser.parse_args(argv)
 
 
@@ -335,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "key":
             return key_command(settings, args)
+        if args.command in {"report", "share", "access"}:
+            from pipeline.ops import recipients, shares
+
+            module = recipients if args.command == "report" else shares
+            return module.command(settings, args)
         if args.command == "add":
             site = new_site(args.domain, args.hostname, args.keep_query, args.timezone)
             register_site(settings, site)

@@ -1,0 +1,5 @@
+"""The unsubscribe link of report e-mails (placeholder: being written)."""
+
+
+def answer_unsubscribe() -> None:
+    """Answers `?unsubscribe=…` before any login, then stops the page."""

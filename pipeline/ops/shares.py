@@ -1,0 +1,16 @@
+"""Share links and login allowlists per site (placeholder: being written)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pipeline.config import Settings
+
+
+def add_parsers(commands: Any) -> None:
+    """Adds the `share` and `access` commands to `python -m pipeline.sites`."""
+
+
+def command(settings: Settings, args: argparse.Namespace) -> int:
+    return 2
