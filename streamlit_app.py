@@ -7,7 +7,7 @@ from functools import partial
 
 import streamlit as st
 
-from dashboard.access import require_access
+from dashboard.access import SHARE_PARAM, SHARED_LINK, Access, require_access, site_for
 from dashboard.context import current_view, remove_filter, set_view, today
 from dashboard.data import (
     apply_secrets,
@@ -41,6 +41,7 @@ TIME_ZONES = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "Amer
 
 
 URL_NOTES = "url_notes"  # (filters the notes were about, the notes) of the link opened
+SITE_NOTE = "site_note"  # why the site a link asked for is not shown (a login's allowlist)
 
 
 def chosen_values(operator: str) -> list[str]:
@@ -63,11 +64,15 @@ def add_chosen_filter() -> None:
     st.session_state["filter_text"] = ""
 
 
-def opened_view(default_site: str) -> tuple[View, list[str]]:
-    """The view of the link this session opened, and a note per filter of it that was
-    ignored (unknown operator, dimension, or a property no event of the period has)."""
+def opened_view(site: str) -> tuple[View, list[str]]:
+    """The view of the link this session opened, on `site` (what the link asks, as far as
+    this visitor may see it), and a note per filter of it that was ignored (unknown operator,
+    dimension, or a property no event of the period has)."""
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    view, notes = read_view(params, default_site, site_timezone)
+    if site != (st.query_params.get("site") or ""):
+        # Another site than the link's: its own zone, unless the link chose one.
+        params = {key: value for key, value in params.items() if key != "site"}
+    view, notes = read_view(params, site, site_timezone)
     if any(item.dimension.startswith(PROPS) for item in view.filters):
         try:
             view, unknown = without_unknown_properties(view, property_keys(view))
@@ -81,6 +86,7 @@ def follow_site_timezone() -> None:
     """Another site is seen in its own time zone, as Plausible does. The zone box is started
     afresh from the view (by `index`), not set through its state (see below)."""
     site = (st.session_state.get("site") or "").strip().lower()
+    st.session_state.pop(SITE_NOTE, None)
     set_view(replace(current_view(), site=site, tz=site_timezone(site)))
     st.session_state.pop("tz", None)
 
@@ -88,8 +94,9 @@ def follow_site_timezone() -> None:
 apply_secrets()
 # A report's unsubscribe link works without logging in: it carries its own secret token.
 answer_unsubscribe()
-# The gate comes before any data is read; the demo and local emulators are open.
-require_access(is_demo=not aws_configured())
+# The gate comes before any data is read; the demo and local emulators are open. A share
+# link or an allowlisted login narrows the sites this session may see.
+access: Access = require_access(is_demo=not aws_configured())
 
 try:
     current = backend()
@@ -97,12 +104,15 @@ except PipelineError as exc:
     st.error(f"**The analytics backend is not reachable.** {md_escape(exc)}")
     st.stop()
 
-sites = registered_sites()
+sites = registered_sites() if access.sites is None else list(access.sites)
+default_site = current.default_site or next(iter(sites), "")
 if "view" not in st.session_state:
-    # A shared link: the URL's parameters are the starting view.
-    default_site = current.default_site or next(iter(sites), "")
-    start, notes = opened_view(default_site)
+    # A link: the URL's parameters are the starting view, on a site this visitor may see.
+    site, refused = site_for(access, st.query_params.get("site") or "", default_site)
+    start, notes = opened_view(site)
     st.session_state["view"] = start
+    if refused:
+        st.session_state[SITE_NOTE] = refused
     st.session_state[URL_NOTES] = (start.filters, notes)
 # The sidebar's widgets start from the view through `index`/`value`, not by presetting their
 # session state: a browser reset such preset widgets to their first option on the next rerun
@@ -119,7 +129,20 @@ if current.is_demo:
     )
 
 with st.sidebar:
-    if sites:
+    if access.shared:
+        # A share link's viewer sees its one site: no picker to try others with.
+        st.markdown(f"**Site:** {md_escape(access.shared)}")
+        st.caption("Shared link: read only.")
+    elif access.sites is not None:
+        # An allowlisted login: only its sites, nothing typed in.
+        st.selectbox(
+            "Site",
+            sites,
+            index=sites.index(shown.site) if shown.site in sites else 0,
+            key="site",
+            on_change=follow_site_timezone,
+        )
+    elif sites:
         # A site no longer registered (or typed in) keeps its stored data: it stays choosable.
         chosen = [shown.site] if shown.site else []
         choices = list(dict.fromkeys([*sites, *chosen]))
@@ -225,9 +248,11 @@ with st.sidebar:
                 )
 
 view = current_view()
+# Whatever the session's widgets say, the view stays on a site this visitor may see.
+site, _ = site_for(access, access.shared or (st.session_state.get("site") or ""), default_site)
 set_view(
     View(
-        site=(st.session_state["site"] or "").strip().lower(),
+        site=site,
         period=st.session_state["period"],
         first=first,
         last=last,
@@ -237,6 +262,12 @@ set_view(
     )
 )
 
+if access.shared:
+    # The link stays in the address bar (set_view rewrote it), so a reload keeps working.
+    st.query_params[SHARE_PARAM] = st.session_state[SHARED_LINK]
+
+if st.session_state.get(SITE_NOTE):
+    st.warning(md_escape(st.session_state[SITE_NOTE]), icon="⚠️")
 filter_chips(current_view(), remove_filter)
 # What a link asked for and the dashboard ignored stays said while its filters are on screen.
 noted_filters, url_notes = st.session_state.get(URL_NOTES, ((), []))
@@ -244,7 +275,7 @@ if url_notes and current_view().filters == noted_filters:
     for note in url_notes:
         st.warning(md_escape(note), icon="⚠️")
 
-st.navigation(pages()).run()
+st.navigation(pages(access.operator)).run()
 
 if current.is_demo:
     compact_demo_in_background(current.settings)

@@ -10,8 +10,10 @@ import streamlit as st
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 
-def pages() -> list[st.Page]:
-    return [
+def pages(operator: bool = True) -> list[st.Page]:
+    """The pages offered; operator pages (Pipeline health: the queues of every site) only to
+    an operator, never to a share link's viewer or a login allowed on some sites only."""
+    offered = [
         st.Page(PAGES_DIR / "overview.py", title="Overview", icon="📊", default=True),
         st.Page(PAGES_DIR / "top_pages.py", title="Pages", icon="📄"),
         st.Page(PAGES_DIR / "sources.py", title="Sources", icon="🔗"),
@@ -20,5 +22,7 @@ def pages() -> list[st.Page]:
         st.Page(PAGES_DIR / "goals.py", title="Goals & funnels", icon="🎯"),
         st.Page(PAGES_DIR / "realtime.py", title="Real time", icon="⚡"),
         st.Page(PAGES_DIR / "explorer.py", title="Explorer", icon="🔎"),
-        st.Page(PAGES_DIR / "health.py", title="Pipeline health", icon="🩺"),
     ]
+    if operator:
+        offered.append(st.Page(PAGES_DIR / "health.py", title="Pipeline health", icon="🩺"))
+    return offered

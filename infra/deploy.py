@@ -10,7 +10,7 @@ import json
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from botocore.exceptions import (
 )
 
 from infra import package
-from infra.template import Code, build_template
+from infra import settings as stack_settings
+from infra.template import Code, build_template, parameters
 from pipeline import aws
 from pipeline.config import Settings
 
@@ -174,18 +175,50 @@ def upload_package(
     return Code(bucket=bucket, key=consumer, compactor_key=compactor)
 
 
-def _parameters(target: Target, exists: bool) -> list[dict[str, Any]]:
-    # The day counts are given outright on every deploy, not left to the template's defaults:
-    # an update may otherwise keep the values the stack was created with.
-    days = [
-        {"ParameterKey": "HotDays", "ParameterValue": str(target.settings.hot_days)},
-        {"ParameterKey": "RetentionDays", "ParameterValue": str(target.settings.retention_days)},
-    ]
-    if not target.edge:
-        return days
-    if exists:
-        return [*days, {"ParameterKey": "OriginSecret", "UsePreviousValue": True}]
-    return [*days, {"ParameterKey": "OriginSecret", "ParameterValue": secrets.token_urlsafe(32)}]
+def deployed_parameters(target: Target) -> dict[str, str] | None:
+    """The deployed stack's parameter values by name (NoEcho ones as AWS shows them, "****");
+    None when there is no stack."""
+    try:
+        stacks = _client("cloudformation", target).describe_stacks(StackName=target.stack)["Stacks"]
+    except ClientError as exc:
+        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
+            return None
+        raise
+    # moto hands back a Number given outright as a number: parameter values are text.
+    return {
+        p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stacks[0].get("Parameters", [])
+    }
+
+
+def planned_values(
+    target: Target, previous: Mapping[str, str] | None, sets: Mapping[str, str]
+) -> dict[str, str]:
+    """Each settable parameter's value after the deploy: what `--set` says, else what is
+    deployed, else the template's default (a new stack, or a parameter new to the stack)."""
+    defaults = parameters(target.edge, target.settings)
+    return {
+        name: sets.get(name, (previous or {}).get(name, defaults[name]["Default"]))
+        for name in stack_settings.settable()
+    }
+
+
+def _parameters(
+    target: Target, previous: Mapping[str, str] | None, sets: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """What the change set is given: `--set` values outright; on an update every other
+    parameter the stack has keeps its value (UsePreviousValue: a `--set` of one never resets
+    the others to their defaults); a parameter new to the stack takes its default."""
+    given: list[dict[str, Any]] = []
+    for name in parameters(target.edge, target.settings):
+        if name in sets and (previous is None or previous.get(name) != sets[name]):
+            given.append({"ParameterKey": name, "ParameterValue": sets[name]})
+        elif previous is not None and name in previous:
+            # Also a --set of the deployed value: the same value is no change (moto compares
+            # a Number given outright as text with the number it stored).
+            given.append({"ParameterKey": name, "UsePreviousValue": True})
+        elif name == "OriginSecret":
+            given.append({"ParameterKey": name, "ParameterValue": secrets.token_urlsafe(32)})
+    return given
 
 
 def _describe_changes(description: dict[str, Any]) -> list[str]:
@@ -210,7 +243,9 @@ def _wait_change_set(cfn: Any, target: Target, name: str) -> dict[str, Any]:
     )
 
 
-def create_change_set(target: Target, code: Code) -> tuple[str, dict[str, Any] | None]:
+def create_change_set(
+    target: Target, code: Code, sets: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any] | None]:
     """(name, description) of a new change set; description None when nothing changes."""
     cfn = _client("cloudformation", target)
     status = stack_status(target)
@@ -224,16 +259,25 @@ def create_change_set(target: Target, code: Code) -> tuple[str, dict[str, Any] |
             f"Stack {target.stack!r} is busy ({status}): wait for it, then run the command again."
         )
     name = f"deploy-{int(time.time())}"
-    cfn.create_change_set(
-        StackName=target.stack,
-        ChangeSetName=name,
-        ChangeSetType="UPDATE" if status else "CREATE",
-        # HotDays' and RetentionDays' defaults are the target's settings too (the values
-        # `_parameters` passes), so the stored template alone shows the deployed window.
-        TemplateBody=json.dumps(build_template(code, edge=target.edge, settings=target.settings)),
-        Parameters=_parameters(target, exists=bool(status)),
-        Capabilities=CAPABILITIES,
-    )
+    previous = deployed_parameters(target) if status else None
+    try:
+        cfn.create_change_set(
+            StackName=target.stack,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE" if status else "CREATE",
+            # The parameters' defaults are the target's settings: a new stack starts with the
+            # deploying shell's PIPELINE_ values; an update keeps the deployed ones.
+            TemplateBody=json.dumps(
+                build_template(code, edge=target.edge, settings=target.settings)
+            ),
+            Parameters=_parameters(target, previous, sets or {}),
+            Capabilities=CAPABILITIES,
+        )
+    except ClientError as exc:
+        # moto refuses an update that changes nothing outright; AWS fails the change set.
+        if any(marker in exc.response.get("Error", {}).get("Message", "") for marker in NO_CHANGES):
+            return name, None
+        raise
     description = _wait_change_set(cfn, target, name)
     if description["Status"] == "FAILED":
         reason = description.get("StatusReason", "")
@@ -242,6 +286,39 @@ def create_change_set(target: Target, code: Code) -> tuple[str, dict[str, Any] |
             return name, None
         raise DeployError(f"CloudFormation refused the change set: {reason}")
     return name, description
+
+
+def ignored_shell_values(
+    target: Target, previous: Mapping[str, str], sets: Mapping[str, str]
+) -> list[str]:
+    """A sentence per setting whose deploying-shell value (PIPELINE_HOT_DAYS=14 ...) differs
+    from both the default and the deployed value: it only seeds a new stack, so say how to
+    change it instead of silently keeping the deployed one."""
+    shell = parameters(target.edge, target.settings)
+    plain = parameters(target.edge, Settings())
+    return [
+        f"{name} stays {previous[name]!r} (deployed): the shell's value {shell[name]['Default']!r} "
+        f"only seeds a new stack; change it with --set {name}={shell[name]['Default']}."
+        for name in stack_settings.settable()
+        if name in previous
+        and name not in sets
+        and shell[name].get("Default") != plain[name].get("Default")
+        and shell[name].get("Default") != previous[name]
+    ]
+
+
+def plan(target: Target, sets: Mapping[str, str], say: Printer) -> list[str]:
+    """The settings a deploy with `sets` changes (`  Name: old → new`), checked first: a
+    site's shard count may not go down. Reads the stack, changes nothing; says which of the
+    shell's values an update leaves alone."""
+    previous = deployed_parameters(target)
+    if previous is None:
+        return []  # a new stack: every value is new, the change set lists the resources
+    values = planned_values(target, previous, sets)
+    stack_settings.check_shards_not_lowered(previous.get("Shards", ""), values["Shards"])
+    for note in ignored_shell_values(target, previous, sets):
+        say(note)
+    return stack_settings.changes(previous, values)
 
 
 def _follow(target: Target, since: float, say: Printer) -> str:
@@ -270,17 +347,23 @@ def _follow(target: Target, since: float, say: Printer) -> str:
 
 
 def deploy(
-    target: Target, say: Printer = print, platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM
+    target: Target,
+    say: Printer = print,
+    platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM,
+    sets: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Create or update the stack; a deploy with no change changes nothing. Its outputs."""
+    """Create or update the stack with the `--set` values `sets` (already checked by
+    infra.settings.parse_sets); a deploy with no change changes nothing. Its outputs."""
+    sets = sets or {}
     try:
+        settings_changed = plan(target, sets, say)
         code = upload_package(target, say, platform)
-        name, description = create_change_set(target, code)
+        name, description = create_change_set(target, code, sets)
         if description is None:
             say(f"No changes: stack {target.stack!r} is up to date.")
             return outputs(target)
         say(f"Change set {name}:")
-        for line in _describe_changes(description):
+        for line in [*settings_changed, *_describe_changes(description)]:
             say(line)
         started = time.time()
         _client("cloudformation", target).execute_change_set(
@@ -297,12 +380,18 @@ def deploy(
 
 
 def diff(
-    target: Target, say: Printer = print, platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM
+    target: Target,
+    say: Printer = print,
+    platform: tuple[str, ...] | None = package.LAMBDA_PLATFORM,
+    sets: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """What a deploy would change, without changing anything."""
+    """What a deploy (with the same `--set` values) would change, without changing anything:
+    the settings that change (`  RetentionDays: 400 → 90`), then the resources."""
+    sets = sets or {}
     try:
+        settings_changed = plan(target, sets, say)
         code = upload_package(target, say, platform)
-        name, description = create_change_set(target, code)
+        name, description = create_change_set(target, code, sets)
         if description is None:
             return []
         _client("cloudformation", target).delete_change_set(
@@ -310,7 +399,20 @@ def diff(
         )
     except (ClientError, BotoCoreError) as exc:
         raise explain(exc, target) from exc
-    return _describe_changes(description)
+    return [*settings_changed, *_describe_changes(description)]
+
+
+def deployed_settings(target: Target) -> dict[str, str]:
+    """`python -m infra settings`: the deployed stack's parameter values."""
+    try:
+        found = deployed_parameters(target)
+    except (ClientError, BotoCoreError) as exc:
+        raise explain(exc, target) from exc
+    if found is None:
+        raise DeployError(
+            f"Stack {target.stack!r} does not exist: deploy it with `python -m infra deploy`."
+        )
+    return found
 
 
 def destroy_question(stack: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import resources
+from pipeline import config, resources
 from pipeline.config import Settings
 from pipeline.ingest import tracker
 from pipeline.ingest.contract import PIXEL_GIF
@@ -40,6 +40,13 @@ STAGE = "v1"
 THROTTLE_RATE = 1000
 THROTTLE_BURST = 2000
 LOG_RETENTION_DAYS = 14
+# Alarms: five-minute periods; the consumer lags when its oldest message is 10 minutes old for
+# three periods running; the compactor stalls when no run succeeded in an hour.
+ALARM_PERIOD_SECONDS = 300
+CONSUMER_LAG_SECONDS = 600
+CONSUMER_LAG_PERIODS = 3
+COMPACTOR_STALLED_SECONDS = 3600
+MAX_RETENTION_DAYS = 3650  # ten years; the S3 lifecycle itself has no limit
 # The Parquet archive (pipeline/store/archive.py): one file per (site, UTC day) under EVENTS_PREFIX.
 EVENTS_PREFIX = archive.PREFIX
 ATHENA_RESULTS_PREFIX = "athena-results/"
@@ -143,20 +150,44 @@ def assumable_by(service: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [statement]}
 
 
+# The stack's settings (python -m infra deploy --set Name=value; docs/deploy.md, "Settings"):
+# parameter → (environment variable, the functions that read it). AlarmEmail has no variable:
+# it is the alarm topic's e-mail subscription.
+PARAMETER_ENV: dict[str, tuple[str, tuple[str, ...]]] = {
+    "RetentionDays": (config.ENV_RETENTION_DAYS, ("consumer", "compactor", "stats_api")),
+    "HotDays": (config.ENV_HOT_DAYS, ("consumer", "compactor", "stats_api")),
+    "RespectDnt": (config.ENV_RESPECT_DNT, ("consumer",)),
+    # Every reader reads shards 0..n-1, so the compactor and the Stats API need it too.
+    "Shards": (config.ENV_SHARDS, ("consumer", "compactor", "stats_api")),
+    "ReportSender": (config.ENV_REPORT_SENDER, ("compactor",)),  # reports are sent by it
+    "DashboardUrl": (config.ENV_DASHBOARD_URL, ("compactor",)),  # the links in reports
+}
+# Text, at most this many sites' shard counts (a parameter value is at most 4 KB).
+MAX_SHARDS = 64  # 64 partitions take ~64,000 writes a second; every read queries them all
+# Loose shapes for CloudFormation to refuse by itself; `python -m infra deploy --set` checks
+# each value properly (infra/settings.py) before anything is sent.
+SHARDS_PATTERN = r"^$|^[a-z0-9.-]+=[0-9]+(,[a-z0-9.-]+=[0-9]+)*$"
+EMAIL_PATTERN = r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$"
+HTTPS_PATTERN = r"^$|^https://[^\s/]+(/\S*)?$"
+
+
+def _settings_env(function: str) -> dict[str, Any]:
+    """The stack parameters `function` reads, as its environment (text, as Lambda's is)."""
+    return {env: ref(name) for name, (env, users) in PARAMETER_ENV.items() if function in users}
+
+
 def _tables_env() -> dict[str, Any]:
     return {
         "PIPELINE_EVENTS_TABLE": ref("EventsTable"),
         "PIPELINE_SALTS_TABLE": ref("SaltsTable"),
         "PIPELINE_SITES_TABLE": ref("SitesTable"),
-        # Raw items live HotDays (their TTL); the archive keeps RetentionDays.
-        "PIPELINE_HOT_DAYS": ref("HotDays"),
-        "PIPELINE_RETENTION_DAYS": ref("RetentionDays"),
     }
 
 
-def _readers_env() -> dict[str, Any]:
-    """The compactor's and the Stats API's: the tables plus the Parquet archive."""
-    return {**_tables_env(), "PIPELINE_ARCHIVE_BUCKET": ref("ArchiveBucket")}
+def _function_env(function: str) -> dict[str, Any]:
+    """A function's environment: the tables, the archive for its readers, its settings."""
+    archive_ = {"PIPELINE_ARCHIVE_BUCKET": ref("ArchiveBucket")} if function != "consumer" else {}
+    return {**_tables_env(), **archive_, **_settings_env(function)}
 
 
 def _table(key_schema: list[dict[str, str]]) -> dict[str, Any]:
@@ -264,7 +295,7 @@ def _consumer(code: Code) -> dict[str, Any]:
                 "Role": arn("ConsumerRole"),
                 "Timeout": resources.LAMBDA_TIMEOUT_SECONDS,
                 "MemorySize": 512,
-                "Environment": {"Variables": _tables_env()},
+                "Environment": {"Variables": _function_env("consumer")},
             },
         },
         "ConsumerEventSource": {
@@ -291,10 +322,27 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "Resource": arn("EventsTable"),
             },
             {
-                # The daily refresh of the referrer-spam list, stored beside the sites.
+                # The daily refresh of the referrer-spam list, stored beside the sites, and the
+                # reports' recipients and what was sent (`#report#` items, pipeline/ops/reports.py).
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:Scan",
+                    "dynamodb:BatchGetItem",
+                ],
                 "Resource": arn("SitesTable"),
+            },
+            {
+                # E-mail reports and traffic notifications, from the account's verified
+                # identities only (ReportSender must be one: docs/deploy.md).
+                "Effect": "Allow",
+                "Action": ["ses:SendEmail", "ses:SendRawEmail"],
+                "Resource": sub(
+                    "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
+                ),
             },
             *_archive_statements(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]),
             {
@@ -333,7 +381,7 @@ def _compactor(code: Code) -> dict[str, Any]:
                 "MemorySize": 1024,
                 # One run at a time: two would only recompute the same days.
                 "ReservedConcurrentExecutions": 1,
-                "Environment": {"Variables": _readers_env()},
+                "Environment": {"Variables": _function_env("compactor")},
             },
         },
         "CompactorSchedule": {
@@ -533,8 +581,9 @@ def _analytics() -> dict[str, Any]:
 
 
 def parameters(edge: bool, defaults: Settings | None = None) -> dict[str, Any]:
-    """The stack's parameters; the day counts default to `defaults`' (the deploying settings,
-    so `PIPELINE_HOT_DAYS=14 python -m infra deploy` keeps 14 across deploys)."""
+    """The stack's parameters (its settings). Defaults are `defaults`' (the deploying shell's
+    PIPELINE_ values, or Settings()'s): a new stack starts with them; an update keeps what is
+    deployed unless `python -m infra deploy --set Name=value` says otherwise."""
     defaults = defaults or Settings()
     found: dict[str, Any] = {
         "HotDays": {
@@ -542,13 +591,51 @@ def parameters(edge: bool, defaults: Settings | None = None) -> dict[str, Any]:
             "Default": str(defaults.hot_days),  # parameter values are text, as env values
             "MinValue": 1,
             "MaxValue": 365,
+            "ConstraintDescription": "a whole number of days from 1 to 365",
             "Description": "days raw events stay in DynamoDB; closed days are read from Parquet",
         },
         "RetentionDays": {
             "Type": "Number",
             "Default": str(defaults.retention_days),
             "MinValue": 1,
+            "MaxValue": MAX_RETENTION_DAYS,
+            "ConstraintDescription": f"a whole number of days from 1 to {MAX_RETENTION_DAYS}",
             "Description": "days the Parquet archive keeps a day (S3 lifecycle)",
+        },
+        "RespectDnt": {
+            "Type": "String",
+            "Default": "true" if defaults.respect_dnt else "false",
+            "AllowedValues": ["true", "false"],
+            "ConstraintDescription": "true or false",
+            "Description": "true: drop hits whose browser sends DNT: 1 or Sec-GPC: 1",
+        },
+        "Shards": {
+            "Type": "String",
+            "Default": ",".join(f"{site}={n}" for site, n in defaults.shards),
+            "AllowedPattern": SHARDS_PATTERN,
+            "ConstraintDescription": "site=n pairs separated by commas, e.g. big.example=8",
+            "Description": "write partitions per day for busy sites (only ever raise one)",
+        },
+        "AlarmEmail": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": EMAIL_PATTERN,
+            "ConstraintDescription": "an e-mail address like name@example.com, or empty",
+            "Description": "who the alarms e-mail (confirm the subscription first); empty: nobody",
+        },
+        "ReportSender": {
+            "Type": "String",
+            "Default": defaults.report_sender,
+            "AllowedPattern": EMAIL_PATTERN,
+            "ConstraintDescription": "an e-mail address like name@example.com, or empty",
+            "Description": "SES-verified sender of reports and notifications; empty: none sent",
+        },
+        "DashboardUrl": {
+            "Type": "String",
+            "Default": defaults.dashboard_url,
+            "AllowedPattern": HTTPS_PATTERN,
+            "ConstraintDescription": "an https:// URL, or empty",
+            "Description": "where the dashboard is served: the base of the links in e-mails",
         },
     }
     if edge:
@@ -559,6 +646,30 @@ def parameters(edge: bool, defaults: Settings | None = None) -> dict[str, Any]:
             "Description": "sent by CloudFront as x-api-key; requests without it are refused",
         }
     return found
+
+
+def conditions() -> dict[str, Any]:
+    return {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [ref("AlarmEmail"), ""]}]}}
+
+
+def _alarm_topic() -> dict[str, Any]:
+    """Where every alarm goes (alarm and OK), and the e-mail subscription when AlarmEmail is set.
+
+    The subscription is the topic's own `Subscription` property, not an AWS::SNS::Subscription:
+    both are real CloudFormation, and moto deploys only this one, so the tests deploy the
+    topic and its subscription for real. Not KMS-encrypted: CloudWatch cannot publish to a
+    topic under the AWS-managed SNS key, and an alarm carries no personal data.
+    """
+    email = {"Endpoint": ref("AlarmEmail"), "Protocol": "email"}
+    return {
+        "AlarmTopic": {
+            "Type": "AWS::SNS::Topic",
+            "Properties": {
+                "DisplayName": sub("${AWS::StackName} alarms"),
+                "Subscription": {"Fn::If": ["HasAlarmEmail", [email], ref("AWS::NoValue")]},
+            },
+        }
+    }
 
 
 def _stats_api_function(code: Code) -> dict[str, Any]:
@@ -621,7 +732,7 @@ def _stats_api_function(code: Code) -> dict[str, Any]:
                 "Role": arn("StatsApiRole"),
                 "Timeout": STATS_API_TIMEOUT_SECONDS,
                 "MemorySize": STATS_API_MEMORY_MB,
-                "Environment": {"Variables": _readers_env()},
+                "Environment": {"Variables": _function_env("stats_api")},
             },
         },
     }
@@ -1230,40 +1341,177 @@ def _cdn() -> dict[str, Any]:
 
 
 def _alarm(
-    metric: str,
-    namespace: str,
-    dimensions: list[dict[str, Any]],
+    name: str,
+    description: str,
+    metric: dict[str, Any],
     threshold: float,
-    statistic: str = "Sum",
+    comparison: str = "GreaterThanThreshold",
+    periods: int = 1,
+    missing: str = "notBreaching",
 ) -> dict[str, Any]:
+    """An alarm named `${AWS::StackName}-name` that e-mails the topic when it fires and when it
+    clears. `metric` is either Namespace/MetricName/Dimensions/Statistic/Period or Metrics."""
     return {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "Namespace": namespace,
-            "MetricName": metric,
-            "Dimensions": dimensions,
-            "Statistic": statistic,
-            "Period": 300,
-            "EvaluationPeriods": 1,
+            "AlarmName": sub(f"${{AWS::StackName}}-{name}"),
+            "AlarmDescription": description,
+            "ActionsEnabled": True,
+            "AlarmActions": [ref("AlarmTopic")],
+            "OKActions": [ref("AlarmTopic")],
+            **metric,
+            "EvaluationPeriods": periods,
             "Threshold": threshold,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "TreatMissingData": "notBreaching",
+            "ComparisonOperator": comparison,
+            "TreatMissingData": missing,
         },
     }
 
 
-def _monitoring() -> dict[str, Any]:
+def _metric(
+    namespace: str,
+    name: str,
+    dimensions: list[dict[str, Any]],
+    statistic: str = "Sum",
+    period: int = ALARM_PERIOD_SECONDS,
+) -> dict[str, Any]:
+    return {
+        "Namespace": namespace,
+        "MetricName": name,
+        "Dimensions": dimensions,
+        "Statistic": statistic,
+        "Period": period,
+    }
+
+
+def _successful_runs(function: str, period: int) -> dict[str, Any]:
+    """Metric math: `function`'s invocations minus its errors (timeouts count as errors)."""
+
+    def stat(key: str, name: str) -> dict[str, Any]:
+        metric = {
+            "Namespace": "AWS/Lambda",
+            "MetricName": name,
+            "Dimensions": [{"Name": "FunctionName", "Value": ref(function)}],
+        }
+        query = {"Metric": metric, "Period": period, "Stat": "Sum"}
+        return {"Id": key, "MetricStat": query, "ReturnData": False}
+
+    return {
+        "Metrics": [
+            stat("invocations", "Invocations"),
+            stat("errors", "Errors"),
+            {
+                "Id": "successes",
+                "Label": "successful runs",
+                # No Errors datapoint is no error; no Invocations at all is missing data,
+                # which this alarm treats as breaching.
+                "Expression": "invocations - FILL(errors, 0)",
+                "ReturnData": True,
+            },
+        ]
+    }
+
+
+def alarms(edge: bool) -> dict[str, Any]:
+    """Every alarm, each with what happened and what to do in its description (docs/operations.md,
+    "Alarms"). moto's CloudFormation cannot create AWS::CloudWatch::Alarm (it skips the type),
+    so the alarms are in the full stack only; the data path carries their topic."""
     queue = [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["InboundQueue", "QueueName"]}}]
     dlq = [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
-    api = [
-        {"Name": "ApiName", "Value": sub("${AWS::StackName}-pixel")},
-        {"Name": "Stage", "Value": STAGE},
-    ]
-    function = [{"Name": "FunctionName", "Value": ref("ConsumerFunction")}]
+
+    def function(name: str) -> list[dict[str, Any]]:
+        return [{"Name": "FunctionName", "Value": ref(name)}]
+
+    def api(name: str) -> list[dict[str, Any]]:
+        return [{"Name": "ApiName", "Value": sub(name)}, {"Name": "Stage", "Value": STAGE}]
+
+    lag_minutes = CONSUMER_LAG_SECONDS // 60
+    lag_for = CONSUMER_LAG_PERIODS * ALARM_PERIOD_SECONDS // 60
+    data_path = {
+        "DlqNotEmptyAlarm": _alarm(
+            "dlq-not-empty",
+            "Events failed to store three times and wait in the dead-letter queue (kept 14 days: "
+            "nothing is lost yet). See why with `python -m pipeline.dlq inspect`, fix the cause, "
+            "then `python -m pipeline.dlq redrive`.",
+            _metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq, "Maximum"),
+            0,
+        ),
+        "ConsumerLagAlarm": _alarm(
+            "consumer-lag",
+            f"Events have waited more than {lag_minutes} minutes in the inbound queue for "
+            f"{lag_for} minutes: the consumer is failing or cannot keep up, and the dashboard is "
+            "behind. Look at the consumer-errors alarm and the consumer's log; if it is only "
+            "slow, raise Shards for the busy site or the event source's MaximumConcurrency.",
+            _metric("AWS/SQS", "ApproximateAgeOfOldestMessage", queue, "Maximum"),
+            CONSUMER_LAG_SECONDS,
+            periods=CONSUMER_LAG_PERIODS,
+        ),
+        "ConsumerErrorsAlarm": _alarm(
+            "consumer-errors",
+            "The consumer Lambda failed (an exception or a timeout): its batch is retried and, "
+            "after three failures, moved to the dead-letter queue. Read the consumer's log "
+            "(/aws/lambda/<stack>-consumer) for the error.",
+            _metric("AWS/Lambda", "Errors", function("ConsumerFunction")),
+            0,
+        ),
+        "CompactorErrorsAlarm": _alarm(
+            "compactor-errors",
+            "A compactor run failed (an exception or a timeout): rollups, the Parquet archive "
+            "and e-mail reports wait for the next run in 15 minutes. Read the compactor's log "
+            "(/aws/lambda/<stack>-compactor); one failure that clears by itself needs nothing.",
+            _metric(
+                "AWS/Lambda",
+                "Errors",
+                function("CompactorFunction"),
+                period=SCHEDULE_MINUTES * 60,
+            ),
+            0,
+        ),
+        "CompactorStalledAlarm": _alarm(
+            "compactor-stalled",
+            "No compactor run succeeded in the last hour (it is scheduled every 15 minutes): "
+            "the dashboard's closed days, the archive and reports are going stale. Check that "
+            "the schedule rule is enabled and read the compactor's log; redeploy if the "
+            "function or its schedule is gone.",
+            _successful_runs("CompactorFunction", COMPACTOR_STALLED_SECONDS),
+            1,
+            comparison="LessThanThreshold",
+            missing="breaching",  # no invocation at all is the worst case
+        ),
+        "StatsApiErrorsAlarm": _alarm(
+            "stats-api-errors",
+            "The Stats API Lambda failed (an exception or a timeout): callers got a 5xx. Read "
+            "its log (/aws/lambda/<stack>-stats-api).",
+            _metric("AWS/Lambda", "Errors", function("StatsApiFunction")),
+            0,
+        ),
+    }
+    gateway = {
+        "Api5xxAlarm": _alarm(
+            "pixel-5xx",
+            "The pixel's API Gateway answered 5xx: hits were lost (the pixel is never retried). "
+            "Check the inbound queue exists and the gateway's role may send to it; the stage's "
+            "access log shows when it started.",
+            _metric("AWS/ApiGateway", "5XXError", api("${AWS::StackName}-pixel")),
+            0,
+        ),
+        "JsonApi5xxAlarm": _alarm(
+            "json-api-5xx",
+            "The JSON API (events API and Stats API) answered 5xx: events were lost or Stats "
+            "API calls failed. Look at the stats-api-errors alarm and the stage's access log.",
+            _metric("AWS/ApiGateway", "5XXError", api("${AWS::StackName}-api")),
+            0,
+        ),
+    }
+    return {**data_path, **gateway} if edge else {}
+
+
+def _monitoring() -> dict[str, Any]:
     widgets = [
         ("Pixel requests and errors", [["AWS/ApiGateway", "Count", "ApiName", "${AWS::StackName}-pixel", "Stage", STAGE], [".", "5XXError", ".", ".", ".", "."]]),
         ("Queue", [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "${InboundQueue.QueueName}"], [".", "ApproximateAgeOfOldestMessage", ".", "."], [".", "ApproximateNumberOfMessagesVisible", ".", "${DeadLetterQueue.QueueName}"]]),
         ("Consumer", [["AWS/Lambda", "Invocations", "FunctionName", "${ConsumerFunction}"], [".", "Errors", ".", "."], [".", "Duration", ".", "."]]),
+        ("Compactor", [["AWS/Lambda", "Invocations", "FunctionName", "${CompactorFunction}"], [".", "Errors", ".", "."], [".", "Duration", ".", "."]]),
         ("Writes", [["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", "${EventsTable}"], [".", "ThrottledRequests", ".", ".", "Operation", "BatchWriteItem"]]),
     ]  # fmt: skip
     body = {
@@ -1284,23 +1532,7 @@ def _monitoring() -> dict[str, Any]:
         ]
     }
     return {
-        "DlqNotEmptyAlarm": _alarm(
-            "ApproximateNumberOfMessagesVisible", "AWS/SQS", dlq, 0, "Maximum"
-        ),
-        "OldestMessageAlarm": _alarm(
-            "ApproximateAgeOfOldestMessage", "AWS/SQS", queue, 600, "Maximum"
-        ),
-        "Api5xxAlarm": _alarm("5XXError", "AWS/ApiGateway", api, 0),
-        "ConsumerErrorsAlarm": _alarm("Errors", "AWS/Lambda", function, 0),
-        "StatsApiErrorsAlarm": _alarm(
-            "Errors", "AWS/Lambda", [{"Name": "FunctionName", "Value": ref("StatsApiFunction")}], 0
-        ),
-        "JsonApi5xxAlarm": _alarm(
-            "5XXError",
-            "AWS/ApiGateway",
-            [{"Name": "ApiName", "Value": sub("${AWS::StackName}-api")}, api[1]],
-            0,
-        ),
+        **alarms(edge=True),
         "PipelineDashboard": {
             "Type": "AWS::CloudWatch::Dashboard",
             "Properties": {
@@ -1346,6 +1578,7 @@ def outputs(edge: bool) -> dict[str, Any]:
             {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}, "dead-letter queue name"
         ),
         "ArchiveBucket": output(ref("ArchiveBucket"), "S3 bucket of the Parquet event archive"),
+        "AlarmTopicArn": output(ref("AlarmTopic"), "SNS topic every alarm notifies"),
         **(analytics if edge else {}),
     }
 
@@ -1365,6 +1598,7 @@ def build_template(
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Privacy-first web analytics: pixel → SQS → Lambda → DynamoDB → S3",
         "Parameters": parameters(edge, settings),
+        "Conditions": conditions(),
         "Resources": {
             "EventsTable": _table(resources.EVENTS_KEY_SCHEMA),
             "SaltsTable": _table(resources.SALTS_KEY_SCHEMA),
@@ -1374,6 +1608,7 @@ def build_template(
             **_consumer(code),
             **_compactor(code),
             **_stats_api_function(code),
+            **_alarm_topic(),
             **edge_resources,
         },
         "Outputs": outputs(edge),

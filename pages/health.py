@@ -8,11 +8,11 @@ import streamlit as st
 
 from dashboard import format as fmt
 from dashboard.context import current_view
-from dashboard.data import drops, event_count, live_events, queue_health
+from dashboard.data import backend, drops, event_count, live_events, queue_health
 from dashboard.format import md_escape
 from pipeline import PipelineError
 from pipeline.enrich.steps import DROP_EXPLANATIONS
-from pipeline.ops import cost
+from pipeline.ops import cost, reports
 from pipeline.stats import metrics
 
 st.title("Pipeline health")
@@ -84,3 +84,45 @@ st.dataframe(
 )
 # markdown-safe: a literal label and a formatted amount
 st.metric("Total per month", fmt.dollars(sum(line.dollars for line in lines)))
+
+st.subheader("Reports and notifications")
+try:
+    report_settings = backend().settings
+    sending = reports.status(report_settings)
+except PipelineError as exc:
+    st.error(md_escape(exc))
+    sending = []
+    report_settings = None
+if report_settings is not None and not report_settings.report_sender:
+    st.warning(
+        "No sender configured: no e-mail report or notification is sent. Deploy with "
+        "`--set ReportSender=reports@example.com` (an address verified in SES)."
+    )
+if not sending:
+    st.caption(
+        "No site has report recipients or a webhook: "
+        "`python -m pipeline.sites report add SITE EMAIL --weekly`."
+    )
+else:
+    # A table's cells are plain text (never Markdown); the alerts below are escaped.
+    st.dataframe(
+        [
+            {
+                "Site": row.site,
+                "Recipients": row.recipients,
+                "Webhook": "yes" if row.webhook else "no",
+                "Last sent": f"{row.last_sent} ({row.last_sent_at})"
+                if row.last_sent
+                else "nothing yet",
+                "Last error": f"{row.last_error} ({row.last_error_at})"
+                if row.last_error
+                else "none",
+            }
+            for row in sending
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    for row in sending:
+        if row.last_error:
+            st.error(md_escape(f"{row.site}: {row.last_error} ({row.last_error_at})"))

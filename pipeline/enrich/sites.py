@@ -57,6 +57,16 @@ _QUERY_PARAM = re.compile(r"^[A-Za-z0-9_.\-\[\]]{1,100}$")
 
 
 @dataclass(frozen=True)
+class Extension:
+    """Commands another module adds to `python -m pipeline.sites` (report, share, access).
+    Those modules use this one, so `pipeline/sites.py`, the command's entry, wires them in."""
+
+    names: tuple[str, ...]
+    add_parsers: Callable[[Any], None]  # given the subparsers of `python -m pipeline.sites`
+    run: Callable[[Settings, argparse.Namespace], int]  # the exit status
+
+
+@dataclass(frozen=True)
 class Site:
     domain: str
     hostnames: tuple[str, ...]
@@ -257,7 +267,9 @@ def _kept(site: Site) -> str:
     return f"; keeps ?{', ?'.join(site.query_params)}" if site.query_params else ""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, extensions: Sequence[Extension] = ()
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.sites", description="Register the sites whose hits are counted."
     )
@@ -299,22 +311,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     revoke = key_commands.add_parser("revoke", help="delete a key (refused within a minute)")
     revoke.add_argument("domain")
     revoke.add_argument("prefix", help="the key's first characters, as `key list` shows them")
-    # Imported here: the consumer's package, which imports this module, ships without them.
-    from pipeline.ops import recipients, shares
-
-    recipients.add_parser(commands)
-    shares.add_parsers(commands)
+    for extension in extensions:
+        extension.add_parsers(commands)
     return parser.parse_args(argv)
+
+
+def is_registered(dynamodb: Any, table: str, site: str) -> bool:
+    """Whether `site` (normalised) has an item in the registry table."""
+    found = dynamodb.get_item(
+        TableName=table, Key={"site": {"S": site}}, ProjectionExpression="site"
+    )
+    return "Item" in found
 
 
 def registered(settings: Settings, domain: str) -> str:
     """`domain` normalised, if it is a registered site; an InvalidSite otherwise."""
     site = normalize_domain(domain)
     with aws.explained(settings, f"Table {settings.sites_table!r}"):
-        item = aws.client("dynamodb", settings).get_item(
-            TableName=settings.sites_table, Key={"site": {"S": site}}
-        )
-    if "Item" not in item:
+        known = is_registered(aws.client("dynamodb", settings), settings.sites_table, site)
+    if not known:
         raise InvalidSite(f"{site} is not registered: python -m pipeline.sites add {site}")
     return site
 
@@ -337,17 +352,16 @@ def key_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, extensions: Sequence[Extension] = ()) -> int:
+    """The command; `extensions` add the commands of modules that import this one."""
+    args = parse_args(argv, extensions)
     settings = settings_from_env()
     try:
         if args.command == "key":
             return key_command(settings, args)
-        if args.command in {"report", "share", "access"}:
-            from pipeline.ops import recipients, shares
-
-            module = recipients if args.command == "report" else shares
-            return module.command(settings, args)
+        for extension in extensions:
+            if args.command in extension.names:
+                return extension.run(settings, args)
         if args.command == "add":
             site = new_site(args.domain, args.hostname, args.keep_query, args.timezone)
             register_site(settings, site)

@@ -1,5 +1,5 @@
-"""The deploy carries the target's hot window and retention into the stack, and destroy
-keeps the Parquet archive (DeletionPolicy Retain) and says how to delete it.
+"""The deploy seeds a new stack's hot window and retention from the target's settings,
+`--set` changes them later, and destroy keeps the Parquet archive (DeletionPolicy Retain) and says how to delete it.
 
 Against moto's server, with small stand-in zips as the functions' code: moto stores a
 Lambda's code without running it, so the packages need not be built (test_infra_deploy.py
@@ -19,8 +19,10 @@ from infra.deploy import (
     Target,
     archive_kept,
     create_change_set,
+    deployed_parameters,
     destroy,
     destroy_question,
+    ignored_shell_values,
 )
 from infra.template import Code
 from pipeline import aws
@@ -42,9 +44,9 @@ def _code(target: Target) -> Code:
     return Code(bucket=bucket, key="consumer.zip", compactor_key="compactor.zip")
 
 
-def _apply(target: Target, code: Code, waiter: str) -> None:
+def _apply(target: Target, code: Code, waiter: str, sets: dict[str, str] | None = None) -> None:
     """Create the change set the deploy would, execute it and wait for the stack."""
-    name, description = create_change_set(target, code)
+    name, description = create_change_set(target, code, sets)
     assert description is not None, "the change set should change something"
     cfn = aws.client("cloudformation", target.settings)
     cfn.execute_change_set(StackName=target.stack, ChangeSetName=name)
@@ -80,11 +82,20 @@ def test_the_deploy_takes_hot_days_and_retention_from_the_settings_and_destroy_k
         env = _function_env(target, function)
         assert (env["PIPELINE_HOT_DAYS"], env["PIPELINE_RETENTION_DAYS"]) == ("3", "30")
 
-    # A later deploy with another window updates the stack: the setting, not the value the
-    # stack was created with, decides.
+    # The shell's settings seed a new stack only: a later deploy from a shell with another
+    # window keeps the deployed one, and says how to change it.
     wider = replace(target, settings=replace(target.settings, hot_days=14))
+    assert ignored_shell_values(wider, deployed_parameters(wider) or {}, {}) == [
+        "HotDays stays '3' (deployed): the shell's value '14' only seeds a new stack; "
+        "change it with --set HotDays=14."
+    ]
     _apply(wider, code, "stack_update_complete")
-    assert _function_env(wider, "compactor")["PIPELINE_HOT_DAYS"] == "14"
+    assert _function_env(wider, "compactor")["PIPELINE_HOT_DAYS"] == "3"
+    # --set changes it; the retention set at creation stays.
+    _apply(wider, code, "stack_update_complete", {"HotDays": "14"})
+    env = _function_env(wider, "compactor")
+    assert (env["PIPELINE_HOT_DAYS"], env["PIPELINE_RETENTION_DAYS"]) == ("14", "30")
+    assert ignored_shell_values(wider, deployed_parameters(wider) or {}, {}) == []
 
     bucket = cfn.describe_stack_resource(StackName=target.stack, LogicalResourceId="ArchiveBucket")[
         "StackResourceDetail"

@@ -1,8 +1,10 @@
 """`python -m infra` against moto's server: what moto can deploy, deployed; errors in words.
 
-moto deploys the data path (queues with their redrive policy, tables, the function and its
-event source mapping). It does not emulate API Gateway, CloudFront, stages or alarms, and
-cannot run a Lambda without Docker: those parts are checked by test_infra_template.py.
+moto deploys the data path (queues with their redrive policy, tables, the functions and the
+consumer's event source mapping, the alarm topic and its e-mail subscription). Its
+CloudFormation does not create API Gateway, CloudFront, stages or CloudWatch alarms, and it
+cannot run a Lambda without Docker: those parts are checked by test_infra_template.py (the
+alarms listing reads alarms put on moto's CloudWatch directly).
 """
 
 from __future__ import annotations
@@ -83,17 +85,22 @@ def test_deploy_creates_the_data_path_a_second_deploy_changes_nothing_destroy_re
         # passes the settings' values) to the function as an int; Lambda's environment is text.
         return {k: str(v) for k, v in described["Environment"]["Variables"].items()}
 
-    assert text_env(function) == {
+    tables_and_days = {
         "PIPELINE_EVENTS_TABLE": found.events_table,
         "PIPELINE_SALTS_TABLE": found.salts_table,
         "PIPELINE_SITES_TABLE": found.sites_table,
         "PIPELINE_HOT_DAYS": "7",  # Settings().hot_days
         "PIPELINE_RETENTION_DAYS": "400",
+        "PIPELINE_SHARDS": "",  # the parameters' defaults: nothing was --set
     }
+    assert text_env(function) == tables_and_days | {"PIPELINE_RESPECT_DNT": "false"}
     compactor = lam.get_function_configuration(FunctionName=f"{target.stack}-compactor")
     assert (compactor["Handler"], compactor["Timeout"]) == ("pipeline.store.compactor.handler", 300)
-    readers_env = text_env(function) | {"PIPELINE_ARCHIVE_BUCKET": found.archive_bucket}
-    assert text_env(compactor) == readers_env
+    readers_env = tables_and_days | {"PIPELINE_ARCHIVE_BUCKET": found.archive_bucket}
+    assert text_env(compactor) == readers_env | {
+        "PIPELINE_REPORT_SENDER": "",
+        "PIPELINE_DASHBOARD_URL": "",
+    }
     stats_api = lam.get_function_configuration(FunctionName=f"{target.stack}-stats-api")
     assert stats_api["Handler"] == "pipeline.api.app.lambda_handler"
     assert text_env(stats_api) == readers_env
@@ -225,3 +232,190 @@ def test_the_stats_api_is_on_the_bill_per_request():
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0 and "50,000 requests" in result.stdout
+
+
+# ---- issue 17: settings with --set, `settings`, `alarms` -------------------------------------
+
+
+def _cli(target: Target, capsys, *argv: str) -> tuple[int, str, str]:
+    """`python -m infra ARGV` in-process against moto's server; (exit code, stdout, stderr)."""
+    from infra.__main__ import main
+
+    common = ["--stack", target.stack, "--endpoint-url", target.settings.endpoint_url]
+    code = main([argv[0], *common, "--data-path-only", *argv[1:]])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _env(target: Target, function: str) -> dict[str, str]:
+    lam = aws.client("lambda", target.settings)
+    described = lam.get_function_configuration(FunctionName=f"{target.stack}-{function}")
+    return {k: str(v) for k, v in described["Environment"]["Variables"].items()}
+
+
+def _parameters(target: Target) -> dict[str, str]:
+    stack = aws.client("cloudformation", target.settings).describe_stacks(StackName=target.stack)
+    return {p["ParameterKey"]: str(p["ParameterValue"]) for p in stack["Stacks"][0]["Parameters"]}
+
+
+def _subscriptions(target: Target) -> list[tuple[str, str]]:
+    sns = aws.client("sns", target.settings)
+    return [
+        (s["Protocol"], s["Endpoint"])
+        for s in sns.list_subscriptions()["Subscriptions"]
+        if f":{target.stack}-AlarmTopic" in s["TopicArn"]
+    ]
+
+
+def test_settings_are_set_at_deploy_changed_one_at_a_time_and_read_back(target, capsys):
+    code, out, err = _cli(
+        target,
+        capsys,
+        "deploy",
+        "--set",
+        "AlarmEmail=Ops@Example.com",
+        "--set",
+        "retentiondays=300",
+    )
+    assert code == 0, err
+    # The confirmation step, in words, after the outputs.
+    assert '"Subscription Confirmation"' in out and "Ops@example.com" in out
+    assert "nothing is delivered until the link in it is" in out
+    assert _subscriptions(target) == [("email", "Ops@example.com")]
+    assert _env(target, "consumer")["PIPELINE_RETENTION_DAYS"] == "300"
+
+    code, out, err = _cli(target, capsys, "settings")
+    assert code == 0, err
+    listed = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert listed == {
+        "HotDays": "7",
+        "RetentionDays": "300",
+        "RespectDnt": "false",
+        "Shards": "(empty)",
+        "AlarmEmail": "Ops@example.com",
+        "ReportSender": "(empty)",
+        "DashboardUrl": "(empty)",
+    }
+
+    # diff shows the parameter change and changes nothing.
+    code, out, err = _cli(target, capsys, "diff", "--set", "RetentionDays=90")
+    assert code == 0, err
+    assert "  RetentionDays: 300 → 90" in out.splitlines()
+    assert _parameters(target)["RetentionDays"] == "300"
+
+    # Bad input: one sentence each, exit 2, the stack's parameters untouched.
+    before = _parameters(target)
+    for bad in (
+        ["--set", "RetentionDays=90", "--set", "HotDays=0"],
+        ["--set", "Retention=90"],
+        ["--set", "AlarmEmail=ops-at-example.com"],
+    ):
+        code, out, err = _cli(target, capsys, "deploy", *bad)
+        assert code == 2 and out == ""
+        (line,) = err.strip().splitlines()
+        assert line.startswith("error: ") and line.endswith(".")
+    assert _parameters(target) == before
+
+    # One setting changes; the others keep their deployed values, not the defaults.
+    code, out, err = _cli(
+        target,
+        capsys,
+        "deploy",
+        "--set",
+        "RetentionDays=90",
+        "--set",
+        "Shards=big.example=4",
+        "--set",
+        "RespectDnt=TRUE",
+        "--set",
+        "ReportSender=reports@example.com",
+        "--set",
+        "DashboardUrl=https://analytics.example.com/",
+    )
+    assert code == 0, err
+    assert "  RetentionDays: 300 → 90" in out.splitlines()
+    assert "  Shards: (empty) → big.example=4" in out.splitlines()
+    consumer, compactor, stats_api = (
+        _env(target, f) for f in ("consumer", "compactor", "stats-api")
+    )
+    assert consumer["PIPELINE_RETENTION_DAYS"] == compactor["PIPELINE_RETENTION_DAYS"] == "90"
+    assert consumer["PIPELINE_RESPECT_DNT"] == "true"
+    assert {
+        consumer["PIPELINE_SHARDS"],
+        compactor["PIPELINE_SHARDS"],
+        stats_api["PIPELINE_SHARDS"],
+    } == {"big.example=4"}
+    assert compactor["PIPELINE_REPORT_SENDER"] == "reports@example.com"
+    assert compactor["PIPELINE_DASHBOARD_URL"] == "https://analytics.example.com/"
+    assert consumer["PIPELINE_HOT_DAYS"] == "7"
+    kept = _parameters(target)
+    assert (kept["AlarmEmail"], kept["HotDays"]) == ("Ops@example.com", "7")
+    assert _subscriptions(target) == [("email", "Ops@example.com")]
+
+    # A site's shards never go down: refused before anything changes.
+    code, out, err = _cli(target, capsys, "deploy", "--set", "Shards=big.example=2")
+    assert code == 2 and "Shards can only go up: big.example would go from 4 to 2" in err
+    assert _parameters(target) == kept
+
+    # Nothing to change: said, and diff agrees.
+    code, out, err = _cli(target, capsys, "deploy", "--set", "RetentionDays=90")
+    assert code == 0, err
+    assert f"No changes: stack {target.stack!r} is up to date." in out
+    code, out, err = _cli(target, capsys, "diff")
+    assert out.splitlines()[-1] == f"No changes: stack {target.stack!r} is up to date."
+
+    destroy(target, say=lambda _: None)
+
+
+def test_alarms_lists_the_stacks_alarms_their_state_and_who_is_notified(target, capsys):
+    code, out, err = _cli(target, capsys, "alarms")
+    assert code == 2 and f"Stack {target.stack!r} does not exist" in err
+    deploy(target, say=lambda _: None, sets={"AlarmEmail": "ops@example.com"})
+    cfn = aws.client("cloudformation", target.settings)
+    (topic,) = [
+        r["PhysicalResourceId"]
+        for r in cfn.describe_stack_resources(StackName=target.stack)["StackResources"]
+        if r.get("LogicalResourceId") == "AlarmTopic"
+    ]
+    # moto's CloudFormation cannot create alarms: put them as the full stack's template does.
+    from infra.template import Code as TemplateCode
+    from infra.template import build_template
+
+    cloudwatch = aws.client("cloudwatch", target.settings)
+    full = build_template(TemplateCode("b", "k", "k2"))["Resources"]
+    lag = full["ConsumerLagAlarm"]["Properties"]
+    name = lag["AlarmName"]["Fn::Sub"].replace("${AWS::StackName}", target.stack)
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription=lag["AlarmDescription"],
+        AlarmActions=[topic],
+        OKActions=[topic],
+        Namespace=lag["Namespace"],
+        MetricName=lag["MetricName"],
+        Dimensions=[{"Name": "QueueName", "Value": "inbound"}],
+        Statistic=lag["Statistic"],
+        Period=lag["Period"],
+        EvaluationPeriods=lag["EvaluationPeriods"],
+        Threshold=lag["Threshold"],
+        ComparisonOperator=lag["ComparisonOperator"],
+    )
+    cloudwatch.set_alarm_state(
+        AlarmName=name, StateValue="ALARM", StateReason="Threshold Crossed: 3 datapoints > 600"
+    )
+    # Not the stack's: a sibling stack's alarm on its own topic, and one without actions.
+    common = {"Namespace": "AWS/SQS", "MetricName": "X", "Statistic": "Maximum", "Period": 300}
+    common |= {"EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanThreshold"}
+    other = f"arn:aws:sns:us-east-1:123456789012:{target.stack}-dev-AlarmTopic-X"
+    cloudwatch.put_metric_alarm(AlarmName=f"{target.stack}-dev-lag", AlarmActions=[other], **common)
+    cloudwatch.put_metric_alarm(AlarmName=f"{target.stack}-silent", **common)
+
+    code, out, err = _cli(target, capsys, "alarms")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"Alarms of stack {target.stack!r} (topic {topic}):"
+    (listed,) = [line for line in lines if f"{target.stack}-" in line and "topic" not in line]
+    assert listed.split()[:2] == ["ALARM", f"{target.stack}-consumer-lag"]
+    assert listed.endswith("— Threshold Crossed: 3 datapoints > 600")
+    assert "  email ops@example.com — confirmed" in lines  # moto confirms e-mail at once
+
+    destroy(target, say=lambda _: None)

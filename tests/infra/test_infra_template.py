@@ -19,7 +19,8 @@ from infra.template import (
     Code,
     build_template,
 )
-from pipeline import resources
+from pipeline import config, resources
+from pipeline.config import Settings
 from pipeline.ingest import tracker
 from pipeline.store import archive
 
@@ -198,13 +199,20 @@ def test_security_headers(template):
     }
 
 
-def test_alarms_and_dashboard(template):
-    alarms = {
-        name: r["Properties"]["MetricName"]
+def _alarms(template: dict) -> dict[str, dict]:
+    return {
+        name: r["Properties"]
         for name, r in template["Resources"].items()
         if r["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert set(alarms.values()) == {
+
+
+def test_alarms_and_dashboard(template):
+    metrics = {
+        p.get("MetricName") or next(m["Expression"] for m in p["Metrics"] if "Expression" in m)
+        for p in _alarms(template).values()
+    }
+    assert metrics >= {
         "ApproximateNumberOfMessagesVisible",
         "ApproximateAgeOfOldestMessage",
         "5XXError",
@@ -241,8 +249,11 @@ def test_compactor_runs_on_a_schedule_with_only_the_rights_it_needs(template):
         ("EventsTable", "dynamodb:Query"),
         ("EventsTable", "dynamodb:BatchWriteItem"),
         ("EventsTable", "dynamodb:DeleteItem"),
-        ("SitesTable", "dynamodb:GetItem"),  # the referrer-spam list's daily refresh
-        ("SitesTable", "dynamodb:PutItem"),
+        # The referrer-spam list's daily refresh, and the reports' `#report#` items.
+        *(
+            ("SitesTable", f"dynamodb:{action}")
+            for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Scan", "BatchGetItem")
+        ),
         ("CompactorLogGroup", "logs:CreateLogStream"),
         ("CompactorLogGroup", "logs:PutLogEvents"),
     }
@@ -422,6 +433,7 @@ def _object_rights(template: dict, role: str) -> set[tuple[str, str]]:
         for s in _statements(template, role)
         if "Fn::Sub" in s["Resource"]
         for a in s["Action"]
+        if a.startswith("s3:")
     }
 
 
@@ -466,7 +478,8 @@ def test_the_retention_and_hot_window_are_stack_parameters_with_the_settings_def
     assert int(parameters["RetentionDays"]["Default"]) == Settings().retention_days
     assert parameters["HotDays"]["Type"] == parameters["RetentionDays"]["Type"] == "Number"
     data_path = build_template(CODE, edge=False)["Parameters"]
-    assert set(data_path) == {"HotDays", "RetentionDays"}  # no OriginSecret without CloudFront
+    assert "OriginSecret" not in data_path  # no CloudFront, no origin secret
+    assert set(data_path) == set(parameters) - {"OriginSecret"}
     chosen = build_template(CODE, settings=Settings(hot_days=14, retention_days=800))
     assert chosen["Parameters"]["HotDays"]["Default"] == "14"
     assert chosen["Parameters"]["RetentionDays"]["Default"] == "800"
@@ -571,3 +584,155 @@ def test_cfn_lint_catches_a_glue_table_without_its_storage(template):
     broken = copy.deepcopy(template)
     del broken["Resources"]["GlueEventsTable"]["Properties"]["DatabaseName"]
     assert any("DatabaseName" in error for error in lint_errors(broken))
+
+
+# ---- issue 17: settings as stack parameters, alarms that reach someone -----------------------
+
+# The spec's table (docs/deploy.md, "Settings"), written out here on purpose rather than read
+# from infra/template.py: parameter → (the variable pipeline.config reads, who needs it).
+SPEC_FUNCTIONS = {"consumer": "ConsumerFunction", "compactor": "CompactorFunction", "api": "StatsApiFunction"}  # fmt: skip
+SPEC_PARAMETERS = {
+    "RetentionDays": (config.ENV_RETENTION_DAYS, {"consumer", "compactor", "api"}),
+    "HotDays": (config.ENV_HOT_DAYS, {"consumer", "compactor", "api"}),
+    "RespectDnt": (config.ENV_RESPECT_DNT, {"consumer"}),
+    "Shards": (config.ENV_SHARDS, {"consumer", "compactor", "api"}),
+    "ReportSender": (config.ENV_REPORT_SENDER, {"compactor"}),
+    "DashboardUrl": (config.ENV_DASHBOARD_URL, {"compactor"}),
+}
+
+
+@pytest.mark.parametrize("edge", [True, False], ids=["full", "data-path"])
+def test_every_setting_reaches_every_function_that_needs_it_and_no_other(edge):
+    template = build_template(CODE, edge=edge)
+    assert set(SPEC_PARAMETERS) | {"AlarmEmail"} <= set(template["Parameters"])
+    for parameter, (variable, users) in SPEC_PARAMETERS.items():
+        for short, function in SPEC_FUNCTIONS.items():
+            env = resource(template, function)["Environment"]["Variables"]
+            if short in users:
+                assert env.get(variable) == {"Ref": parameter}, (function, parameter)
+            else:
+                assert variable not in env, (function, parameter)
+
+
+def test_the_functions_environment_read_back_is_the_settings_the_parameters_hold():
+    """The text a parameter passes is what pipeline.config parses into the setting."""
+    values = {
+        "RetentionDays": "90",
+        "HotDays": "14",
+        "RespectDnt": "true",
+        "Shards": "big.example=8,other.example=2",
+        "ReportSender": "reports@example.com",
+        "DashboardUrl": "https://analytics.example.com/",
+    }
+    template = build_template(CODE)
+    env = {
+        name: values[ref["Ref"]] if isinstance(ref, dict) and ref.get("Ref") in values else "x"
+        for name, ref in resource(template, "CompactorFunction")["Environment"]["Variables"].items()
+    } | {config.ENV_RESPECT_DNT: values["RespectDnt"]}
+    found = config.env_settings(env)
+    assert (found.retention_days, found.hot_days, found.respect_dnt) == (90, 14, True)
+    assert found.shards == (("big.example", 8), ("other.example", 2))
+    assert (found.report_sender, found.dashboard_url) == (
+        "reports@example.com",
+        "https://analytics.example.com/",
+    )
+
+
+def test_parameters_have_defaults_and_constraints_with_a_sentence(template):
+    parameters = template["Parameters"]
+    assert parameters["RespectDnt"]["AllowedValues"] == ["true", "false"]
+    assert parameters["RespectDnt"]["Default"] == "false"
+    for name in ("Shards", "AlarmEmail", "ReportSender", "DashboardUrl"):
+        assert parameters[name]["Default"] == ""
+        assert parameters[name]["AllowedPattern"]
+    for name in ("HotDays", "RetentionDays", "RespectDnt", "Shards", "AlarmEmail", "ReportSender", "DashboardUrl"):  # fmt: skip
+        assert parameters[name]["ConstraintDescription"], name
+        assert parameters[name]["Description"], name
+    assert parameters["HotDays"]["MaxValue"] == 365 and parameters["RetentionDays"]["MinValue"] == 1
+    shell = build_template(
+        CODE,
+        settings=Settings(
+            respect_dnt=True, shards=(("big.example", 8),), report_sender="r@example.com"
+        ),
+    )["Parameters"]
+    assert (shell["RespectDnt"]["Default"], shell["Shards"]["Default"]) == ("true", "big.example=8")
+    assert shell["ReportSender"]["Default"] == "r@example.com"
+    assert lint_errors(build_template(CODE, settings=Settings(shards=(("big.example", 8),)))) == []
+
+
+@pytest.mark.parametrize("edge", [True, False], ids=["full", "data-path"])
+def test_the_alarm_topic_and_its_email_subscription_only_when_an_address_is_set(edge):
+    template = build_template(CODE, edge=edge)
+    topic = resource(template, "AlarmTopic")
+    condition = template["Conditions"]["HasAlarmEmail"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    when, subscribed, otherwise = topic["Subscription"]["Fn::If"]
+    assert when == "HasAlarmEmail" and otherwise == {"Ref": "AWS::NoValue"}
+    assert subscribed == [{"Endpoint": {"Ref": "AlarmEmail"}, "Protocol": "email"}]
+    assert template["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": "AlarmTopic"}
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_when_it_clears(template):
+    alarms = _alarms(template)
+    assert len(alarms) >= 8
+    names = [p["AlarmName"]["Fn::Sub"] for p in alarms.values()]
+    assert len(set(names)) == len(names)
+    for logical, properties in alarms.items():
+        assert properties["AlarmActions"] == [{"Ref": "AlarmTopic"}], logical
+        assert properties["OKActions"] == [{"Ref": "AlarmTopic"}], logical
+        assert properties.get("ActionsEnabled", True) is True
+        assert properties["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), logical
+        # What happened, then what to do: at least two sentences of plain words.
+        description = properties["AlarmDescription"]
+        assert description.count(". ") + description.count(": ") >= 2, logical
+        assert len(description) <= 1024  # CloudWatch's limit
+
+
+def test_the_compactor_alarms_on_errors_and_on_no_successful_run_in_an_hour(template):
+    alarms = _alarms(template)
+    errors = alarms["CompactorErrorsAlarm"]
+    assert (errors["MetricName"], errors["Dimensions"]) == (
+        "Errors",
+        [{"Name": "FunctionName", "Value": {"Ref": "CompactorFunction"}}],
+    )
+    stalled = alarms["CompactorStalledAlarm"]
+    queries = {m["Id"]: m for m in stalled["Metrics"]}
+    (returned,) = [m for m in stalled["Metrics"] if m.get("ReturnData")]
+    assert returned["Expression"] == "invocations - FILL(errors, 0)"
+    for key, metric in (("invocations", "Invocations"), ("errors", "Errors")):
+        stat = queries[key]["MetricStat"]
+        assert stat["Metric"]["MetricName"] == metric and stat["Stat"] == "Sum"
+        assert stat["Metric"]["Dimensions"][0]["Value"] == {"Ref": "CompactorFunction"}
+        assert stat["Period"] * stalled["EvaluationPeriods"] == 3600
+    assert (stalled["ComparisonOperator"], stalled["Threshold"]) == ("LessThanThreshold", 1)
+    assert stalled["TreatMissingData"] == "breaching"  # no run at all is the worst case
+    # An hour holds four scheduled runs: one failure does not make it stall.
+    schedule = resource(template, "CompactorSchedule")["ScheduleExpression"]
+    assert 3600 / (int(schedule.split("(")[1].split()[0]) * 60) >= 4
+
+
+def test_consumer_lag_is_the_oldest_inbound_message_over_ten_minutes_for_several_periods(template):
+    lag = _alarms(template)["ConsumerLagAlarm"]
+    assert (lag["Namespace"], lag["MetricName"], lag["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        "Maximum",
+    )
+    assert lag["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["InboundQueue", "QueueName"]}
+    assert lag["Threshold"] == 600 and lag["EvaluationPeriods"] >= 3
+    assert "OldestMessageAlarm" not in template["Resources"]  # it became ConsumerLagAlarm
+
+
+def test_alarms_are_in_the_full_stack_only_as_moto_cannot_create_them():
+    assert _alarms(build_template(CODE, edge=False)) == {}
+    assert "AlarmTopic" in build_template(CODE, edge=False)["Resources"]
+
+
+def test_the_compactor_may_send_email_from_the_accounts_identities(template):
+    (ses,) = [s for s in _statements(template, "CompactorRole") if "ses:SendEmail" in s["Action"]]
+    assert sorted(ses["Action"]) == ["ses:SendEmail", "ses:SendRawEmail"]
+    assert ses["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/*"
+    }
+    for role in ("ConsumerRole", "StatsApiRole"):
+        assert "ses:" not in json.dumps(_statements(template, role))
