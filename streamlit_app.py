@@ -19,7 +19,7 @@ from dashboard.data import (
     site_timezone,
 )
 from dashboard.format import md_escape
-from dashboard.navigation import pages
+from dashboard.navigation import OPERATOR, pages
 from dashboard.tables import dimension_values, filter_chips, property_keys, value_label
 from dashboard.unsubscribe import answer_unsubscribe
 from dashboard.view import (
@@ -97,6 +97,7 @@ answer_unsubscribe()
 # The gate comes before any data is read; the demo and local emulators are open. A share
 # link or an allowlisted login narrows the sites this session may see.
 access: Access = require_access(is_demo=not aws_configured())
+st.session_state[OPERATOR] = access.operator
 
 try:
     current = backend()

@@ -153,6 +153,7 @@ def _stop_with(show: Callable[[], None], operator: bool = False) -> None:
 
 def _stop_with_error(text: str) -> None:
     """Show only `text` (Markdown, already escaped) as an error."""
+    # markdown-safe: every caller passes md_escape()d text
     _stop_with(lambda: st.error(text))
 
 
@@ -190,6 +191,7 @@ def _password_form(
     if wait:
         note = too_many(wait)  # said on every run while it lasts, new sessions included
     if note:
+        # markdown-safe: "Wrong password." or too_many()'s sentence, literals and a number
         st.error(note)
 
 
@@ -265,6 +267,7 @@ def login_access(settings_of: Callable[[], Settings], dashboard: dict) -> Access
     if not sites:
 
         def refuse() -> None:
+            # markdown-safe: not_allowed() escapes the address
             st.error(not_allowed(email or "This account (no verified e-mail address)"))
             st.button("Log out", on_click=st.logout, key="logout")
 

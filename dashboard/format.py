@@ -12,6 +12,8 @@ import pycountry
 import streamlit as st
 from pandas.io.formats.style import Styler
 
+from pipeline.stats.metrics import duration_text
+
 # Streamlit renders titles, captions, alerts, metric and widget labels, tabs, expanders and
 # buttons as Markdown (GFM, LaTeX, `:emoji:`, `:color[…]` directives, `:material/…:` icons).
 # CommonMark lets a backslash escape every ASCII punctuation character, and the escaped
@@ -73,14 +75,7 @@ def percent(fraction: float | None) -> str:
 
 def duration(seconds: float | None) -> str:
     """ "45s", "1m 31s", "1h 02m" (an hour or more drops the seconds, as Plausible does)."""
-    if _missing(seconds):
-        return MISSING
-    total = max(round(seconds), 0)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+    return MISSING if _missing(seconds) else duration_text(seconds)
 
 
 def depth(value: float | None) -> str:

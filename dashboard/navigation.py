@@ -10,6 +10,15 @@ import streamlit as st
 PAGES_DIR = Path(__file__).resolve().parent.parent / "pages"
 
 
+# Session state: whether this session is offered operator pages (streamlit_app.py sets it from
+# dashboard.access; a page links to Pipeline health only when it is offered).
+OPERATOR = "operator_pages"
+
+
+def offers_operator_pages() -> bool:
+    return bool(st.session_state.get(OPERATOR, True))
+
+
 def pages(operator: bool = True) -> list[st.Page]:
     """The pages offered; operator pages (Pipeline health: the queues of every site) only to
     an operator, never to a share link's viewer or a login allowed on some sites only."""

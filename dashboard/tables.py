@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dashboard import format as fmt
 from dashboard.context import current_view, set_view, today
 from dashboard.format import md_escape
-from dashboard.navigation import pages
+from dashboard.navigation import offers_operator_pages, pages
 from dashboard.view import (
     OPERATOR_WORDS,
     PROPS,
@@ -268,7 +268,8 @@ def empty_state(view: View, filtered: bool) -> None:
             f"No events for **{md_escape(view.site)}** in this period, but {sentence}",
             icon="⚠️",
         )
-        st.page_link(_health_page(), label="Dropped hits by reason: Pipeline health", icon="🩺")
+        if offers_operator_pages():  # a link to a page not offered would fail
+            st.page_link(_health_page(), label="Dropped hits by reason: Pipeline health", icon="🩺")
         return
     st.info(
         f"No events for **{md_escape(view.site)}** in this period yet. Add the script to your pages "

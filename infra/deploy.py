@@ -89,14 +89,20 @@ def explain(exc: Exception, target: Target) -> DeployError:
     return DeployError(str(exc))
 
 
-def stack_status(target: Target) -> str | None:
+def described_stack(target: Target) -> dict[str, Any] | None:
+    """The stack as DescribeStacks tells it; None when there is no stack."""
     try:
         stacks = _client("cloudformation", target).describe_stacks(StackName=target.stack)["Stacks"]
     except ClientError as exc:
         if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
             return None
         raise
-    return stacks[0]["StackStatus"]
+    return stacks[0]
+
+
+def stack_status(target: Target) -> str | None:
+    stack = described_stack(target)
+    return stack["StackStatus"] if stack else None
 
 
 def outputs(target: Target) -> dict[str, str]:
@@ -178,15 +184,12 @@ def upload_package(
 def deployed_parameters(target: Target) -> dict[str, str] | None:
     """The deployed stack's parameter values by name (NoEcho ones as AWS shows them, "****");
     None when there is no stack."""
-    try:
-        stacks = _client("cloudformation", target).describe_stacks(StackName=target.stack)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in exc.response.get("Error", {}).get("Message", ""):
-            return None
-        raise
+    stack = described_stack(target)
+    if stack is None:
+        return None
     # moto hands back a Number given outright as a number: parameter values are text.
     return {
-        p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stacks[0].get("Parameters", [])
+        p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stack.get("Parameters", [])
     }
 
 

@@ -82,6 +82,12 @@ def client(service: str, settings: Settings, *, validate: bool = True) -> Any:
     return boto3.session.Session().client(service, **kwargs)
 
 
+def scanned(dynamodb: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item a DynamoDB Scan with `request` returns, page after page (boto3's paginator)."""
+    for page in dynamodb.get_paginator("scan").paginate(**request):
+        yield from page.get("Items", [])
+
+
 def error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 

@@ -246,20 +246,11 @@ def remove_site(settings: Settings, domain: str) -> bool:
 
 def list_sites(settings: Settings) -> list[Site]:
     """Every registered site, by domain."""
-    sites: list[Site] = []
     with aws.explained(settings, f"Table {settings.sites_table!r}"):
-        dynamodb, kwargs = aws.client("dynamodb", settings), {}
-        while True:
-            page = dynamodb.scan(TableName=settings.sites_table, **kwargs)
-            items = page.get("Items", [])
-            sites += [
-                site_from_item(i)
-                for i in items
-                if not i["site"]["S"].startswith(RESERVED_KEY_PREFIX)
-            ]
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        items = aws.scanned(aws.client("dynamodb", settings), TableName=settings.sites_table)
+        sites = [
+            site_from_item(i) for i in items if not i["site"]["S"].startswith(RESERVED_KEY_PREFIX)
+        ]
     return sorted(sites, key=lambda s: s.domain)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.server import ThreadedMotoServer
 
+from pipeline import aws
 from pipeline.resources import TTL_ATTRIBUTE
 
 log = logging.getLogger("pipeline.local.emulator")
@@ -140,13 +141,7 @@ def is_expired(item: Mapping[str, Any], now_s: float) -> bool:
 
 
 def _scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"TableName": table}
-    while True:
-        page = dynamodb.scan(**kwargs)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return aws.scanned(dynamodb, TableName=table)
 
 
 def dump_tables(dynamodb: Any, now_s: float) -> dict[str, Any]:

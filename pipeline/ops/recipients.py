@@ -9,8 +9,9 @@ One registry item per site (the sites table, key `#report#<site>`, skipped by `l
 - `rev` (N): bumped by every change of recipients or webhook; a change is written only if
   `rev` is still what it read (two `report add` at once cannot lose one)
 - what `pipeline.ops.reports` writes: `sent_<kind>` (S, the last period sent: a week's Monday,
-  a month "YYYY-MM", a notification day), `lease_<kind>` (M: period, until: a run sending it),
-  `done_<kind>` (M: period, emails: who got it before a failure), `last_sent`, `last_sent_at`,
+  a month "YYYY-MM", a notification day), `lease_<kind>` (N: until when, in ms, a run is
+  sending it), `partial_<kind>` (M: period, emails: who got it before a failure), `last_sent`,
+  `last_sent_at`,
   `last_error`, `last_error_at` (S, shown in Pipeline health)
 
     python -m pipeline.sites report add example.com ann@example.com --weekly --alerts
@@ -150,12 +151,7 @@ def _report_items(settings: Settings, dynamodb: Any = None) -> Iterator[dict[str
         "ExpressionAttributeValues": {":p": {"S": PREFIX}},
     }
     with aws.explained(settings, f"Table {settings.sites_table!r}"):
-        while True:
-            page = dynamodb.scan(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield from aws.scanned(dynamodb, **kwargs)
 
 
 def _write(

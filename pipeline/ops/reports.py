@@ -310,12 +310,7 @@ def _value(name: str, value: float) -> str:
     if name == "views_per_visit":
         return f"{value:.2f}"
     if name == "visit_duration":
-        total = max(round(value), 0)
-        hours, rest = divmod(total, 3600)
-        minutes, secs = divmod(rest, 60)
-        if hours:
-            return f"{hours}h {minutes:02d}m"
-        return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+        return metrics.duration_text(value)
     return _number(value)
 
 
@@ -466,11 +461,20 @@ def alert_html(alert: Alert, unsubscribe: str = "") -> str:
     return _page(alert.subject, body, _footer_html(unsubscribe, alert.site))
 
 
+def slack_escape(text: str) -> str:
+    """Text as Slack's mrkdwn shows it literally: `<`, `>` and `&` are its control characters
+    (a page path `/<!channel>` would otherwise notify a whole channel, `<https://x|y>` make a
+    disguised link). Slack documents exactly these three escapes."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def webhook_text(alert: Alert) -> str:
-    lines = [f"Unusual traffic on {alert.site}, {alert.day.strftime('%a %d %b %Y')}:"]
-    lines += [f"• {finding}" for finding in alert.findings]
+    """The notification for a webhook; every value from the events is escaped."""
+    day = alert.day.strftime("%a %d %b %Y")
+    lines = [f"Unusual traffic on {slack_escape(alert.site)}, {day}:"]
+    lines += [f"• {slack_escape(finding)}" for finding in alert.findings]
     if alert.link:
-        lines.append(alert.link)
+        lines.append(slack_escape(alert.link))  # a bare link: every Slack-compatible tool shows it
     return "\n".join(lines)
 
 

@@ -258,15 +258,9 @@ def create_share(
 
 
 def _scan(settings: Settings, **filters: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
     with aws.explained(settings, _table(settings)):
-        dynamodb, kwargs = aws.client("dynamodb", settings), dict(filters)
-        while True:
-            page = dynamodb.scan(TableName=settings.sites_table, **kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        dynamodb = aws.client("dynamodb", settings)
+        return list(aws.scanned(dynamodb, TableName=settings.sites_table, **filters))
 
 
 def list_shares(settings: Settings, site: str) -> list[Share]:

@@ -479,6 +479,17 @@ def summary(events: pd.DataFrame | Selection, table: pd.DataFrame | None = None)
     )
 
 
+def duration_text(seconds: float) -> str:
+    """ "45s", "1m 31s", "1h 02m": an hour or more drops the seconds, as Plausible writes a
+    duration (the dashboard and the e-mail reports both show it so)."""
+    total = max(round(seconds), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
 def percent_change(current: float, previous: float | None) -> float | None:
     """Change in percent; None from a missing or zero baseline (except 0 → 0, which is 0)."""
     if previous is None or pd.isna(previous):

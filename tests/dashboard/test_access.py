@@ -374,3 +374,35 @@ def test_a_share_or_a_narrowed_login_keeps_the_view_on_its_sites():
     site, note = site_for(narrowed_login, "b.example", "a.example")
     assert site == "a.example" and note and "b.example is not among the sites you may see" in note
     assert site_for(Access(), "B.example ", "") == ("b.example", None)
+
+
+EMPTY_WITH_DROPS = """
+import streamlit as st
+from dashboard.navigation import OPERATOR, pages
+from dashboard.tables import empty_state
+from dashboard.view import View
+st.session_state[OPERATOR] = {operator}
+st.navigation(pages({operator}), position="hidden")
+empty_state(View(site="example.com", period="today"), filtered=False)
+"""
+
+
+def test_an_empty_period_links_its_drops_to_pipeline_health_only_where_it_is_offered(
+    registry, message_factory, sqs_record
+):
+    # A share link's viewer has no Pipeline health page: a link to it would fail the page.
+    from dashboard.data import backend
+    from pipeline.consume.consumer import Consumer
+    from tests.conftest import GOOGLEBOT_UA
+
+    bot = sqs_record(message_factory(headers={"User-Agent": GOOGLEBOT_UA}))
+    assert dict(Consumer(registry).process([bot]).dropped) == {"bot": 1}
+    backend.clear()  # this test's registry, not a backend another test cached
+    try:
+        for operator, links in ((True, 1), (False, 0)):
+            app = AppTest.from_string(EMPTY_WITH_DROPS.format(operator=operator)).run(timeout=60)
+            assert not app.exception
+            assert any("were dropped" in warning.value for warning in app.warning)
+            assert len(app.get("page_link")) == links
+    finally:
+        backend.clear()

@@ -351,6 +351,15 @@ def test_every_value_is_escaped_in_the_html():
     assert hostile not in reports.alert_html(alert, "")
 
 
+def test_a_webhook_post_shows_event_values_as_text_not_slack_markup():
+    # A page path is the visitor's to choose: `<!channel>` would notify a whole channel and
+    # `<https://evil.example|Your bank>` would be a disguised link.
+    findings = ["Visitors of /<!channel>: 9.0×", "Visitors from <https://evil.example|Bank> & co"]
+    text = reports.webhook_text(reports.Alert("example.com", SPIKE_DAY, findings))
+    assert "<" not in text and ">" not in text
+    assert "/&lt;!channel&gt;" in text and "&lt;https://evil.example|Bank&gt; &amp; co" in text
+
+
 @pytest.mark.parametrize(
     ("code", "words"),
     [

@@ -7,13 +7,16 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
 
-from bench.browser import CHROMIUM_ARGS, chromium_path
 from pipeline.config import Settings
 from pipeline.ops import recipients
 from tests.conftest import create_test_resources
-from tests.dashboard.test_dashboard_browser import dashboard_env, streamlit_server, wait_until_idle
+from tests.dashboard.test_dashboard_browser import (
+    browser,  # noqa: F401 - a fixture
+    dashboard_env,
+    streamlit_server,
+    wait_until_idle,
+)
 
 pytestmark = pytest.mark.integration
 SITE = "example.com"
@@ -27,18 +30,6 @@ def dashboard(moto_server) -> Iterator[tuple[str, Settings]]:
         yield url, settings
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 def said(page) -> str:
     """The page's one sentence, as read (md_escape's invisible word joiners, which keep a
     domain from turning into a link, left out)."""
@@ -48,7 +39,7 @@ def said(page) -> str:
     return alert.inner_text().replace("\u2060", "").strip()
 
 
-def test_the_unsubscribe_link_removes_the_recipient_in_chromium(dashboard, browser):
+def test_the_unsubscribe_link_removes_the_recipient_in_chromium(dashboard, browser):  # noqa: F811
     url, settings = dashboard
     ann = recipients.add_recipient(settings, SITE, "ann@example.org", {"weekly", "alerts"})
     recipients.add_recipient(settings, SITE, "bob@example.org", {"weekly"})
