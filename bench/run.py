@@ -11,6 +11,7 @@ from bench import (
     enrich_throughput,
     metrics_scale,
     moto_sqs_depth,
+    reports_run,
     slowloris,
     stats_api,
     tracker_size,
@@ -29,6 +30,7 @@ def main() -> None:
     print("## overview page render (AppTest)", dashboard_render.run(), sep="\n")
     print("## collector under 2,000 slow connections", slowloris.run(), sep="\n")
     print("## Stats API 30d aggregate", stats_api.run(runs=20), sep="\n")
+    print("## e-mail reports in the compactor (issue 17)", reports_run.run(runs=20), sep="\n")
     print("## dashboard speed in Chromium (one run)", dashboard_speed.run(runs=1), sep="\n")
     print("## filtered 30-day view, Parquet vs DynamoDB (issue 16)", flush=True)
     archive_scale.main(["1000000", "--dynamodb-events", "20000", "--runs", "1"])

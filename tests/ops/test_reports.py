@@ -12,6 +12,7 @@ import email.policy
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -288,6 +289,26 @@ def test_ses_refusing_is_logged_stored_retried_and_never_crashes_the_compactor(
     assert len(sent(before)) == 1
     stored = item(site)
     assert "last_error" not in stored and "sent_weekly" in stored
+
+
+def test_reports_stop_at_the_deadline_and_the_next_run_sends_what_was_left(site, monkeypatch):
+    recipients.add_recipient(site, DEMO_SITE, "ann@example.org", {"weekly"})
+    verify(site)
+    before = count_sent()
+    late = reports.run_due(site, deadline=100.0, clock=lambda: 100.0)
+    assert late["report_emails_sent"] == 0 and count_sent() == before
+    assert late["reports_note"] == "out of time: 1 site(s) left for the next run"
+    assert "sent_weekly" not in item(site)
+    assert reports.run_due(site, deadline=100.0, clock=lambda: 99.0)["report_emails_sent"] == 1
+
+    # The Lambda's context sets the deadline: the time left minus the compactor's margin.
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return (compactor.REPORTS_MARGIN_SECONDS - 1) * 1000
+
+    deadline = compactor.reports_deadline(Context())
+    assert deadline is not None and deadline < time.monotonic()
+    assert compactor.reports_deadline(None) is None
 
 
 def test_a_recipient_who_got_the_report_before_a_failure_does_not_get_it_twice(site):
