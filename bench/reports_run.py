@@ -49,7 +49,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
-from unittest.mock import patch
 
 import requests
 from botocore.endpoint import Endpoint
@@ -159,24 +158,9 @@ class ServiceClock(StoreClock):
     """`StoreClock` keyed by service too ("dynamodb Query", "email" for SES, "s3"): SES and
     S3 carry no X-Amz-Target, so the plain clock cannot tell them apart."""
 
-    @contextmanager
-    def watching(self) -> Iterator[None]:
-        original = Endpoint._send
-
-        def send(endpoint: Endpoint, request: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original(endpoint, request)
-            finally:
-                spent = (time.perf_counter() - started) * 1000
-                self.ms += spent
-                target = request.headers.get("X-Amz-Target", b"")
-                target = target.decode() if isinstance(target, bytes) else str(target)
-                name = f"{endpoint._endpoint_prefix} {target.rpartition('.')[2]}".strip()
-                self.calls.setdefault(name, []).append(spent)
-
-        with patch.object(Endpoint, "_send", send):
-            yield
+    def key(self, endpoint: Endpoint, request: Any) -> str:
+        operation = self.operation(request) if "X-Amz-Target" in request.headers else ""
+        return f"{endpoint._endpoint_prefix} {operation}".strip()
 
     def spent(self, service: str) -> float:
         return sum(sum(t) for name, t in self.calls.items() if name.split()[0] == service)

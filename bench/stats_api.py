@@ -111,6 +111,17 @@ class StoreClock:
         self.ms = 0.0
         self.calls: dict[str, list[float]] = {}  # operation → ms of each call
 
+    @staticmethod
+    def operation(request: Any) -> str:
+        """The DynamoDB operation of a request ("Query"), from its X-Amz-Target header."""
+        target = request.headers.get("X-Amz-Target", b"?")
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        return target.rpartition(".")[2]
+
+    def key(self, endpoint: Endpoint, request: Any) -> str:
+        """What a call is counted under: its operation."""
+        return self.operation(request)
+
     @contextmanager
     def watching(self) -> Iterator[None]:
         original = Endpoint._send
@@ -122,10 +133,7 @@ class StoreClock:
             finally:
                 spent = (time.perf_counter() - started) * 1000
                 self.ms += spent
-                target = request.headers.get("X-Amz-Target", b"?")
-                target = target.decode() if isinstance(target, bytes) else str(target)
-                operation = target.rpartition(".")[2]
-                self.calls.setdefault(operation, []).append(spent)
+                self.calls.setdefault(self.key(endpoint, request), []).append(spent)
 
         with patch.object(Endpoint, "_send", send):
             yield

@@ -12,6 +12,7 @@ import pycountry
 import streamlit as st
 from pandas.io.formats.style import Styler
 
+from pipeline.stats import countries
 from pipeline.stats.metrics import duration_text
 
 # Streamlit renders titles, captions, alerts, metric and widget labels, tabs, expanders and
@@ -162,10 +163,7 @@ def _flag(code: str) -> str:
 
 def country_name(code: str) -> str:
     """The country's short English name ("Germany"); "Unknown" for no code."""
-    if not code:
-        return "Unknown"
-    found = pycountry.countries.get(alpha_2=code)
-    return getattr(found, "common_name", None) or found.name if found else code
+    return countries.country_name(code) or code if code else "Unknown"
 
 
 def country_label(code: str) -> str:

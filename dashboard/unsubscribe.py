@@ -20,11 +20,9 @@ DONE = "You will no longer receive e-mail reports for {site}."
 INVALID = "This unsubscribe link is not valid (already used or mistyped)."
 
 
-def unsubscribe_sentence(answer: str | None) -> str:
+def unsubscribe_sentence(answer: tuple[str, str] | None) -> str:
     """What the page says for `recipients.unsubscribe`'s answer (not yet escaped)."""
-    if answer is None:
-        return INVALID
-    return DONE.format(site=recipients.unsubscribed_site(answer))
+    return INVALID if answer is None else DONE.format(site=answer[1])
 
 
 def answer_unsubscribe() -> None:

@@ -185,8 +185,11 @@ def deployed_parameters(target: Target) -> dict[str, str] | None:
     """The deployed stack's parameter values by name (NoEcho ones as AWS shows them, "****");
     None when there is no stack."""
     stack = described_stack(target)
-    if stack is None:
-        return None
+    return None if stack is None else parameter_values(stack)
+
+
+def parameter_values(stack: Mapping[str, Any]) -> dict[str, str]:
+    """A described stack's parameter values by name."""
     # moto hands back a Number given outright as a number: parameter values are text.
     return {
         p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stack.get("Parameters", [])
@@ -251,7 +254,8 @@ def create_change_set(
 ) -> tuple[str, dict[str, Any] | None]:
     """(name, description) of a new change set; description None when nothing changes."""
     cfn = _client("cloudformation", target)
-    status = stack_status(target)
+    stack = described_stack(target)  # one DescribeStacks: its status and its parameters
+    status = stack["StackStatus"] if stack else None
     if status == "ROLLBACK_COMPLETE":
         raise DeployError(
             f"Stack {target.stack!r} is in ROLLBACK_COMPLETE (its first create failed) and "
@@ -262,7 +266,7 @@ def create_change_set(
             f"Stack {target.stack!r} is busy ({status}): wait for it, then run the command again."
         )
     name = f"deploy-{int(time.time())}"
-    previous = deployed_parameters(target) if status else None
+    previous = parameter_values(stack) if stack else None
     try:
         cfn.create_change_set(
             StackName=target.stack,

@@ -45,8 +45,8 @@ READER_MODULES = (
     *CONSUMER_MODULES, "store/compactor.py", "store/query.py", "store/rollups.py",
     "store/archive.py", "store/narrow.py", "stats/__init__.py", "stats/metrics.py", "api",
     # The compactor's e-mail reports and traffic notifications (pipeline/ops/reports.py).
-    "stats/anomalies.py", "ops/__init__.py", "ops/emails.py", "ops/recipients.py",
-    "ops/reports.py",
+    "stats/anomalies.py", "stats/countries.py", "ops/__init__.py", "ops/emails.py",
+    "ops/recipients.py", "ops/reports.py",
 )  # fmt: skip
 MODULES = {"consumer": CONSUMER_MODULES, "compactor": READER_MODULES, "api": READER_MODULES}
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same inputs: no spurious updates

@@ -27,6 +27,7 @@ import pycountry
 from pipeline.api.http import ApiError
 from pipeline.api.source import StatsSource
 from pipeline.stats import metrics
+from pipeline.stats.countries import country_name
 from pipeline.stats.metrics import Filter
 from pipeline.store import rollups
 
@@ -208,12 +209,6 @@ def _known_dimension(dimension: Any, time_ok: bool = False) -> bool:
 def _supported_dimension(dimension: str) -> None:
     if dimension in UNSUPPORTED_DIMENSIONS:
         raise bad(f"Dimension `{dimension}` is not supported by this server (see docs/api.md).")
-
-
-def country_name(code: str) -> str:
-    """A country's short English name ("Germany"), "" when unknown (as Plausible's)."""
-    found = pycountry.countries.get(alpha_2=code) if len(code) == 2 else None
-    return (getattr(found, "common_name", None) or found.name) if found else ""
 
 
 def country_codes(names: Sequence[str], operator: str) -> list[str]:

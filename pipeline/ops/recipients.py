@@ -234,9 +234,9 @@ def set_webhook(settings: Settings, site: str, url: str) -> None:
     _change(settings, site, lambda current: (list(current.recipients), hook))
 
 
-def unsubscribe(settings: Settings, token: str) -> str | None:
-    """Remove the recipient whose unsubscribe token this is (every kind): "ann@example.com
-    for example.com" (who, which site), or None for a token nobody has (used or mistyped)."""
+def unsubscribe(settings: Settings, token: str) -> tuple[str, str] | None:
+    """Remove the recipient whose unsubscribe token this is (every kind): (their address, the
+    site), or None for a token nobody has (used or mistyped)."""
     token = token.strip()
     if not token or len(token) > 200:
         return None
@@ -244,13 +244,8 @@ def unsubscribe(settings: Settings, token: str) -> str | None:
         for person in found.recipients:
             if person.token and secrets.compare_digest(person.token, token):
                 remove_recipient(settings, found.site, person.email)
-                return f"{person.email} for {found.site}"
+                return person.email, found.site
     return None
-
-
-def unsubscribed_site(answer: str) -> str:
-    """The site of `unsubscribe`'s answer."""
-    return answer.rsplit(" for ", 1)[-1]
 
 
 # ---- the `report` command of `python -m pipeline.sites` ----

@@ -50,7 +50,7 @@ from pipeline.enrich.sites import Site, list_sites
 from pipeline.errors import RollupsIncomplete
 from pipeline.ops import recipients
 from pipeline.ops.recipients import ReportSettings
-from pipeline.stats import anomalies, metrics
+from pipeline.stats import anomalies, countries, metrics
 from pipeline.store import rollups
 from pipeline.store.query import load_events, load_rollups
 from pipeline.store.storage import day_bounds
@@ -332,13 +332,8 @@ def _top_rows(table: pd.DataFrame, dimension: str) -> list[tuple[str, str]]:
 
 
 def _country(code: str) -> str:
-    try:
-        import pycountry  # a runtime dependency already; only names the codes
-
-        found = pycountry.countries.get(alpha_2=code)
-    except (ImportError, LookupError, KeyError):
-        found = None
-    return f"{found.name} ({code})" if found else code
+    name = countries.country_name(code)
+    return f"{name} ({code})" if name else code
 
 
 def _footer_text(unsubscribe: str, site: str) -> str:

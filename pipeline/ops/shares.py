@@ -55,7 +55,6 @@ from pipeline.ops.emails import InvalidEmail, check_email, same_address
 
 SHARE_ITEM_PREFIX = "#share#"
 ACCESS_ITEM_PREFIX = "#access#"
-RESERVED = RESERVED_KEY_PREFIX  # registry items that are not sites
 TOKEN_BYTES = 32
 PREFIX_CHARS = 6
 MAX_TOKEN_CHARS = 200  # anything longer is no token of ours: refused before hashing
@@ -368,7 +367,9 @@ def disallow(settings: Settings, site: str, entry: str) -> bool:
 def sites_allowing(items: Iterable[Mapping[str, Any]], email: str) -> list[str]:
     """From the registry's items, the registered sites whose allowlist lets `email` in."""
     items = list(items)
-    registered = {i["site"]["S"] for i in items if not i["site"]["S"].startswith(RESERVED)}
+    registered = {
+        i["site"]["S"] for i in items if not i["site"]["S"].startswith(RESERVED_KEY_PREFIX)
+    }
     allowed = {
         i["access_site"]["S"]
         for i in items
@@ -389,7 +390,10 @@ def allowed_sites(settings: Settings, email: str) -> list[str]:
     items = _scan(
         settings,
         FilterExpression="NOT begins_with(site, :r) OR begins_with(site, :a)",
-        ExpressionAttributeValues={":r": {"S": RESERVED}, ":a": {"S": ACCESS_ITEM_PREFIX}},
+        ExpressionAttributeValues={
+            ":r": {"S": RESERVED_KEY_PREFIX},
+            ":a": {"S": ACCESS_ITEM_PREFIX},
+        },
         ProjectionExpression="site, access_site, emails",
     )
     return sites_allowing(items, address)

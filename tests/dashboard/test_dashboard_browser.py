@@ -24,6 +24,7 @@ from pipeline.consume.consumer import Consumer
 from pipeline.ingest.contract import build_message, encode_message
 from pipeline.local.demo import DEMO_SITE, load_demo
 from pipeline.local.emulator import free_port
+from pipeline.ops import recipients, reports
 from pipeline.resources import create_resources
 from tests.conftest import CHROME_UA
 
@@ -61,6 +62,10 @@ def dashboard(moto_server, tmp_path_factory) -> Iterator[str]:
         )
     )
     assert Consumer(settings).process([{"messageId": "orphan", "body": orphan}]).stored == 1
+    # A weekly report SES refuses (its sender is not verified): the health page says why.
+    recipients.add_recipient(settings, DEMO_SITE, "ann@example.org", {"weekly"})
+    sending = settings.with_overrides(report_sender="reports@example.org")
+    assert reports.run_due(sending, now=now)["report_failures"] == 1
     with streamlit_server("streamlit_app.py", dashboard_env(settings, DEMO_SITE)) as url:
         yield url
 
@@ -194,7 +199,7 @@ def test_markup_in_event_data_shows_as_text_and_runs_nothing(dashboard, browser)
     page.close()
 
 
-def test_engagement_stays_out_of_the_live_feed_and_the_health_page_counts_orphans(
+def test_engagement_stays_out_of_the_live_feed_and_the_health_page_counts_orphans_and_report_errors(
     dashboard, browser
 ):
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -209,5 +214,12 @@ def test_engagement_stays_out_of_the_live_feed_and_the_health_page_counts_orphan
     page.get_by_text("Dropped hits, last 30 days").wait_for(timeout=90_000)
     wait_until_idle(page)
     assert page.get_by_text("count for no page").count() == 1
+    page.get_by_text("Reports and notifications").wait_for(timeout=30_000)
+    assert page.get_by_text("No sender configured").count() == 1
+    refused = page.locator('[data-testid="stAlert"]', has_text="SES rejected the message")
+    # The page shows the text, not Markdown: only md_escape's invisible word joiners remain.
+    assert refused.count() == 1 and refused.inner_text().replace("\u2060", "").startswith(
+        f"{DEMO_SITE}: weekly report for "
+    )
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

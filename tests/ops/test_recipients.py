@@ -124,7 +124,7 @@ def test_unsubscribe_removes_every_kind_once(settings):
     recipients.add_recipient(settings, "example.com", "bob@example.org", {"weekly"})
     assert recipients.unsubscribe(settings, ann.token[:-1] + "x") is None
     assert recipients.unsubscribe(settings, "") is None
-    assert recipients.unsubscribe(settings, ann.token) == "ann@example.org for example.com"
+    assert recipients.unsubscribe(settings, ann.token) == ("ann@example.org", "example.com")
     assert [p.email for p in recipients.read(settings, "example.com").recipients] == [
         "bob@example.org"
     ]
