@@ -53,7 +53,7 @@ from typing import Any, ClassVar
 import requests
 from botocore.endpoint import Endpoint
 
-from bench.stats_api import StoreClock, load, moto
+from bench.stats_api import StoreClock, footer, load, moto
 from pipeline import aws
 from pipeline.config import Settings
 from pipeline.local.demo import DEMO_SITE, load_demo
@@ -306,11 +306,7 @@ def run(runs: int = 20, first: int = 5, in_process: bool = False) -> str:
             f"load: {load()}",
             *first_table("without rollups (raw events)", found),
         ]
-    lines += [
-        "",
-        f"moto: {'in this process (thread)' if in_process else 'its own process'}",
-        f"after: {load()}",
-    ]
+    lines += ["", *footer(in_process)]
     return "\n".join(lines)
 
 

@@ -251,10 +251,17 @@ def run(runs: int = 30, in_process: bool = False) -> str:
         f" the API's own work: median {statistics.median(own):.1f} ms",
         f"DynamoDB calls per request (median ms each): {per_call}",
         "",
+        *footer(in_process),
+    ]
+    return "\n".join(lines)
+
+
+def footer(in_process: bool) -> list[str]:
+    """The lines a bench report ends with: where moto ran, and the load after the runs."""
+    return [
         f"moto: {'in this process (thread)' if in_process else 'its own process'}",
         f"after: {load()}",
     ]
-    return "\n".join(lines)
 
 
 def main() -> None:

@@ -163,7 +163,7 @@ def _flag(code: str) -> str:
 
 def country_name(code: str) -> str:
     """The country's short English name ("Germany"); "Unknown" for no code."""
-    return countries.country_name(code) or code if code else "Unknown"
+    return (countries.country_name(code) or code) if code else "Unknown"
 
 
 def country_label(code: str) -> str:

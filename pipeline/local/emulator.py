@@ -18,7 +18,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,10 +140,6 @@ def is_expired(item: Mapping[str, Any], now_s: float) -> bool:
         return False
 
 
-def _scan(dynamodb: Any, table: str) -> Iterator[dict[str, Any]]:
-    return aws.scanned(dynamodb, TableName=table)
-
-
 def dump_tables(dynamodb: Any, now_s: float) -> dict[str, Any]:
     """Every table on the endpoint: key schema and live items, as JSON-safe data."""
     tables: dict[str, Any] = {}
@@ -155,7 +151,7 @@ def dump_tables(dynamodb: Any, now_s: float) -> dict[str, Any]:
                 "attribute_definitions": description["AttributeDefinitions"],
                 "items": [
                     encode_item(item)
-                    for item in _scan(dynamodb, name)
+                    for item in aws.scanned(dynamodb, TableName=name)
                     if not is_expired(item, now_s)
                 ],
             }
